@@ -1,0 +1,178 @@
+"""IPython connectivity: the ``%repro_*`` magics, a thin layer over the core.
+
+Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_config.py``)::
+
+    c.InteractiveShellApp.extensions = ["jupyter_repro"]
+    c.ReproMagics.seed = 42             # seed at kernel start, before any import
+    c.ReproMagics.deterministic = True  # TensorFlow op determinism
+    c.ReproMagics.reseed_cells = True   # reseed from (seed, cell text) before every cell
+
+or, in a running session, ``%config ReproMagics.seed = 42``.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Int, TraitError, observe, validate
+
+from .errors import ReproError
+from .fit import finish_fit, start_fit
+from .seeding import Seeder, validate_seed
+from .snapshot import Snapshot
+
+
+@contextlib.contextmanager
+def _as_usage_error():
+    """Core errors become a one-line ``UsageError`` (exactly that type: IPython
+    prints no traceback only for it)."""
+    try:
+        yield
+    except ReproError as error:
+        raise UsageError(str(error)) from error
+
+
+@magics_class
+class ReproMagics(Magics):
+    """Reproducible Keras training: ``%repro_seed``, ``%repro_snapshot``, ``%%repro_fit``."""
+
+    seed = Int(None, allow_none=True, help=(
+        "Session seed. Set in config, the extension seeds at load (kernel start), "
+        "before any user import.")).tag(config=True)
+    deterministic = Bool(True, help="Turn on TensorFlow op determinism when seeding.").tag(config=True)
+    reseed_cells = Bool(True, help=(
+        "Before every cell, reseed all RNGs from (seed, the cell's text), so a cell "
+        "draws the same numbers whatever ran before it.")).tag(config=True)
+
+    def __init__(self, shell=None, **kwargs):
+        self.seeder = Seeder()  # before traitlets load config, which may seed
+        self.snapshots = {}
+        super().__init__(shell=shell, **kwargs)
+        self.seeder.reseed_cells = self.reseed_cells
+
+    # -- options ----------------------------------------------------------------
+    @validate("seed")
+    def _valid_seed(self, proposal):
+        if proposal.value is None:
+            return None
+        try:
+            return validate_seed(proposal.value)
+        except ReproError as error:
+            raise TraitError(str(error)) from error
+
+    @observe("seed", "deterministic")
+    def _seed_changed(self, change):
+        if self.seed is not None and (self.seeder.seed, self.seeder.deterministic) != (
+                self.seed, self.deterministic):
+            self.seeder.seed_everything(self.seed, self.deterministic)
+
+    @observe("reseed_cells")
+    def _reseed_cells_changed(self, change):
+        self.seeder.reseed_cells = change.new
+
+    # -- events -----------------------------------------------------------------
+    def pre_run_cell(self, info):
+        self.seeder.reseed_for_cell(info.raw_cell or "")
+
+    # -- magics -----------------------------------------------------------------
+    @magic_arguments()
+    @argument("seed", nargs="?", type=int, help="Session seed (default: the configured one).")
+    @argument("--no-deterministic", action="store_true",
+              help="Do not turn on TensorFlow op determinism.")
+    @line_magic
+    def repro_seed(self, line):
+        """Seed Python, NumPy, TensorFlow and Keras; frameworks not imported yet are
+        seeded the moment they are. Returns a report of what was set."""
+        args = parse_argstring(self.repro_seed, line)
+        seed = self.seed if args.seed is None else args.seed
+        if seed is None:
+            raise UsageError("no seed given or configured: use %repro_seed 42")
+        with _as_usage_error():
+            report = self.seeder.seed_everything(seed, not args.no_deterministic)
+        self.deterministic = self.seeder.deterministic
+        self.seed = self.seeder.seed
+        return report
+
+    @magic_arguments()
+    @argument("model", help="Name of a compiled Keras model in the notebook.")
+    @argument("--name", help="Register the snapshot under this name (default: MODEL).")
+    @line_magic
+    def repro_snapshot(self, line):
+        """Register MODEL's current state (every variable, and its compile settings)
+        as the state each ``%%repro_fit`` starts from."""
+        args = parse_argstring(self.repro_snapshot, line)
+        model = self._user_variable(args.model)
+        with _as_usage_error():
+            snapshot = Snapshot.capture(model, args.name or args.model)
+        snapshot.variable = args.model
+        self.snapshots[snapshot.name] = snapshot
+        return snapshot
+
+    @magic_arguments()
+    @argument("model", nargs="?", help="The model (or snapshot name); optional with one snapshot.")
+    @argument("--seed", type=int, help="Seed for this fit (default: the session seed).")
+    @cell_magic
+    def repro_fit(self, line, cell):
+        """Reseed, restore the snapshot, recompile with a fresh optimizer, then run
+        the cell: the same inputs give the same weights, to the bit."""
+        args = parse_argstring(self.repro_fit, line)
+        snapshot = self._snapshot_for(args.model)
+        model = self._user_variable(snapshot.variable)
+        seed = self.seeder.seed if args.seed is None else args.seed
+        if seed is None:
+            raise UsageError("no seed: run %repro_seed 42 first, or pass --seed 42")
+        started = time.perf_counter()
+        with _as_usage_error():
+            report = start_fit(model, snapshot, seed, self.seeder, label=snapshot.variable)
+        with self.seeder.paused():
+            result = self.shell.run_cell(cell)
+        finish_fit(model, report, started, result.success)
+        if not result.success:
+            raise UsageError(f"the fit cell did not finish ({type(result.error_in_exec or result.error_before_exec).__name__}); "
+                             "run it again: it restarts from the snapshot")
+        return report
+
+    # -- helpers ----------------------------------------------------------------
+    def _user_variable(self, name):
+        namespace = self.shell.user_ns
+        if name not in namespace:
+            raise UsageError(f"name '{name}' is not defined in the notebook: define the model first")
+        return namespace[name]
+
+    def _snapshot_for(self, name) -> Snapshot:
+        if not self.snapshots:
+            raise UsageError("no snapshot registered: run %repro_snapshot MODEL after compiling it")
+        if name is None:
+            if len(self.snapshots) > 1:
+                raise UsageError(f"several snapshots ({', '.join(self.snapshots)}): name one, "
+                                 "e.g. %%repro_fit " + next(iter(self.snapshots)))
+            return next(iter(self.snapshots.values()))
+        if name in self.snapshots:
+            return self.snapshots[name]
+        matches = [s for s in self.snapshots.values() if s.variable == name]
+        if not matches:
+            raise UsageError(f"no snapshot for '{name}': run %repro_snapshot {name} after compiling it")
+        return matches[-1]
+
+
+def load(shell) -> ReproMagics:
+    magics = ReproMagics(shell=shell)
+    shell.register_magics(magics)
+    shell.events.register("pre_run_cell", magics.pre_run_cell)
+    return magics
+
+
+def unload(shell, magics: ReproMagics) -> None:
+    """Undo ``load`` exactly: event, import hook, magics, configurable."""
+    shell.events.unregister("pre_run_cell", magics.pre_run_cell)
+    magics.seeder.close()
+    manager = shell.magics_manager
+    for kind, table in magics.magics.items():
+        for name in table:
+            manager.magics[kind].pop(name, None)
+    manager.registry.pop(type(magics).__name__, None)
+    if magics in shell.configurables:
+        shell.configurables.remove(magics)

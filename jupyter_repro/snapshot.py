@@ -1,0 +1,150 @@
+"""The full initial state of a compiled Keras model, and putting it back.
+
+``get_weights()`` misses what Keras 3 keeps beside the weights: the state of every
+``SeedGenerator`` (Dropout's, for one) and non-trainable statistics live in
+``model.variables``. Recompiling with the same optimizer *instance* keeps its step
+count and moments. So a snapshot holds every variable of ``model.variables`` and the
+optimizer's class and config as they were at snapshot time, and ``recompile`` always
+builds a brand-new optimizer from them.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+from .errors import ModelError, SnapshotMismatch
+from .fingerprint import fingerprint_arrays
+
+Spec = Tuple[str, Tuple[int, ...], str]  # (path, shape, dtype)
+
+
+def require_model(model, label: str = "the object"):
+    """Raise ``ModelError`` unless ``model`` is a built, compiled Keras model."""
+    keras = sys.modules.get("keras")
+    if keras is None or not isinstance(model, keras.Model):
+        raise ModelError(f"{label} is not a Keras model (it is a {type(model).__name__})")
+    if not model.variables:
+        raise ModelError(f"{label} has no variables yet: give it an Input shape or call it "
+                         "on a batch before taking a snapshot")
+    if not getattr(model, "compiled", False) or not hasattr(model, "_compile_config"):
+        raise ModelError(f"{label} is not compiled: call {label}.compile(...) first")
+    return model
+
+
+def variable_specs(model) -> List[Spec]:
+    return [(v.path, tuple(int(d) for d in v.shape), str(v.dtype)) for v in model.variables]
+
+
+def read_variables(model) -> List[np.ndarray]:
+    """A private NumPy copy of every variable, in ``model.variables`` order."""
+    from keras import ops
+
+    return [np.array(ops.convert_to_numpy(v.value), copy=True) for v in model.variables]
+
+
+def model_fingerprint(model) -> str:
+    """XXH3-128 of every byte of every variable (position, dtype and shape included)."""
+    return fingerprint_arrays((str(i), a) for i, a in enumerate(read_variables(model)))
+
+
+def _optimizer_recipe(optimizer) -> Tuple[type, Dict[str, Any]]:
+    """Class and config that rebuild ``optimizer`` as new: no steps, no moments."""
+    from keras.optimizers.schedules import LearningRateSchedule
+
+    config = copy.deepcopy(optimizer.get_config())
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(schedule, LearningRateSchedule):
+        # Schedules are pure functions of the step: keep the object itself rather
+        # than a serialized form that a notebook-defined class could not reload.
+        config["learning_rate"] = schedule
+    return type(optimizer), config
+
+
+@dataclass
+class Snapshot:
+    """Every variable of a compiled model, plus how to recompile it afresh."""
+
+    name: str
+    values: List[np.ndarray]
+    specs: List[Spec]
+    compile_kwargs: Dict[str, Any]
+    optimizer_class: type
+    optimizer_config: Dict[str, Any]
+    fingerprint: str
+    created: float = field(default_factory=time.time)
+
+    @classmethod
+    def capture(cls, model, name: str) -> "Snapshot":
+        require_model(model, repr(name))
+        values = read_variables(model)
+        optimizer_class, optimizer_config = _optimizer_recipe(model.optimizer)
+        return cls(
+            name=name,
+            values=values,
+            specs=variable_specs(model),
+            compile_kwargs=dict(model._compile_config.config),
+            optimizer_class=optimizer_class,
+            optimizer_config=optimizer_config,
+            fingerprint=fingerprint_arrays((str(i), a) for i, a in enumerate(values)),
+        )
+
+    @property
+    def parameters(self) -> int:
+        return int(sum(a.size for a in self.values))
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(a.nbytes for a in self.values))
+
+    def check(self, model) -> None:
+        """Raise ``SnapshotMismatch`` naming the first variable whose shape or dtype differs.
+
+        Paths are not compared: rebuilding a model renames its layers (dense_3 for
+        dense) without changing what the snapshot can restore.
+        """
+        current = variable_specs(model)
+        for i, (mine, theirs) in enumerate(zip(self.specs, current)):
+            if mine[1:] != theirs[1:]:
+                raise SnapshotMismatch(
+                    f"variable #{i} '{theirs[0]}' is {_shape(theirs)} in the model but "
+                    f"{_shape(mine)} in snapshot '{self.name}' ('{mine[0]}'): the architecture "
+                    "changed since the snapshot")
+        if len(current) != len(self.specs):
+            extra = (current if len(current) > len(self.specs) else self.specs)[min(len(current), len(self.specs))]
+            raise SnapshotMismatch(
+                f"the model has {len(current)} variables but snapshot '{self.name}' has "
+                f"{len(self.specs)} (first unmatched: '{extra[0]}'): the architecture changed "
+                "since the snapshot")
+
+    def new_optimizer(self):
+        return self.optimizer_class.from_config(copy.copy(self.optimizer_config))
+
+    def restore(self, model) -> None:
+        """Recompile with a new optimizer and put every variable back.
+
+        Everything that can fail (structure check, optimizer construction) runs
+        before the model is touched.
+        """
+        require_model(model)
+        self.check(model)
+        optimizer = self.new_optimizer()
+        model.compile(**dict(self.compile_kwargs, optimizer=optimizer))
+        for variable, value in zip(model.variables, self.values):
+            variable.assign(value)
+        model.reset_metrics()
+
+    def __repr__(self) -> str:
+        return (f"Snapshot({self.name!r}: {len(self.values)} variables, {self.parameters:,} values, "
+                f"{self.optimizer_class.__name__}, fingerprint {self.fingerprint[:12]})")
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(repr(self))
+
+
+def _shape(spec: Spec) -> str:
+    return f"{spec[1]} {spec[2]}"

@@ -1,0 +1,87 @@
+"""Drive a real IPython kernel of the current environment through jupyter_client."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from jupyter_client.manager import KernelManager
+
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+
+
+class KernelError(RuntimeError):
+    def __init__(self, ename, evalue, output):
+        super().__init__(f"{ename}: {evalue}\n{output}")
+        self.ename, self.evalue, self.output = ename, evalue, output
+
+
+class Kernel:
+    """A fresh ``python3`` kernel (jupyter_client maps ``python`` to this interpreter)."""
+
+    def __init__(self, env=None, extra_arguments=()):
+        self.manager = KernelManager(kernel_name="python3")
+        kernel_env = dict(os.environ, **QUIET_TF, **(env or {}))
+        self.manager.start_kernel(env=kernel_env, extra_arguments=list(extra_arguments))
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=120)
+
+    def run(self, code: str, timeout: float = 300) -> str:
+        """Execute ``code`` as one cell; stdout text, or ``KernelError`` on error."""
+        out, errors = [], []
+
+        def hook(msg):
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and content["name"] == "stdout":
+                out.append(content["text"])
+            elif kind == "execute_result":
+                out.append(content["data"].get("text/plain", "") + "\n")
+            elif kind == "error":
+                errors.append(content)
+
+        reply = self.client.execute_interactive(code, output_hook=hook, timeout=timeout)
+        text = "".join(out)
+        if reply["content"]["status"] != "ok":
+            first = errors[0] if errors else reply["content"]
+            raise KernelError(first.get("ename"), first.get("evalue"), text)
+        return text
+
+    def value(self, expression: str):
+        """The JSON value of ``expression`` evaluated in the kernel."""
+        text = self.run(f"import json as _json\nprint('@@' + _json.dumps({expression}))")
+        return json.loads(text.rsplit("@@", 1)[1])
+
+    def interrupt(self):
+        self.manager.interrupt_kernel()
+
+    def close(self):
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+STATE_HASH = '''
+import hashlib as _hashlib
+import numpy as _np
+
+def state_hash(model):
+    """SHA-256 over every byte of every variable: independent of the package's own hash."""
+    digest = _hashlib.sha256()
+    for v in model.variables:
+        digest.update(_np.ascontiguousarray(_np.asarray(v.numpy())).tobytes())
+    return digest.hexdigest()
+
+def history_hash(history):
+    digest = _hashlib.sha256()
+    for key in sorted(history.history):
+        digest.update(key.encode() + _np.asarray(history.history[key], dtype=_np.float64).tobytes())
+    return digest.hexdigest()
+'''
+
+PYTHON = sys.executable

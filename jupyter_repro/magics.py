@@ -127,8 +127,10 @@ class ReproMagics(Magics):
         started = time.perf_counter()
         with _as_usage_error():
             report = start_fit(model, snapshot, seed, self.seeder, label=snapshot.variable)
+        outer = self.shell.displayhook.exec_result  # run_cell clears it; the report is ours
         with self.seeder.paused():
             result = self.shell.run_cell(cell)
+        self.shell.displayhook.exec_result = outer
         finish_fit(model, report, started, result.success)
         if not result.success:
             raise UsageError(f"the fit cell did not finish ({type(result.error_in_exec or result.error_before_exec).__name__}); "

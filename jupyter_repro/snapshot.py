@@ -42,9 +42,7 @@ def variable_specs(model) -> List[Spec]:
 
 def read_variables(model) -> List[np.ndarray]:
     """A private NumPy copy of every variable, in ``model.variables`` order."""
-    from keras import ops
-
-    return [np.array(ops.convert_to_numpy(v.value), copy=True) for v in model.variables]
+    return [np.array(v.numpy(), copy=True) for v in model.variables]
 
 
 def model_fingerprint(model) -> str:

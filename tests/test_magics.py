@@ -1,0 +1,193 @@
+"""Fast in-process tests of the magics: errors, config, load/unload."""
+import sys
+
+import pytest
+from IPython.core.error import UsageError
+from traitlets import TraitError
+from traitlets.config import Config
+
+from conftest import make_shell
+from jupyter_repro import import_hook
+
+MODEL = '''
+import numpy as np, keras
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dropout(0.5),
+                          keras.layers.Dense(1)])
+model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+X = np.ones((8, 4), "float32"); y = np.ones((8, 1), "float32")
+'''
+
+
+def magics(shell):
+    return shell.magics_manager.registry["ReproMagics"]
+
+
+def fingerprint(shell):
+    return shell.run_cell("from jupyter_repro import model_fingerprint\nmodel_fingerprint(model)").result
+
+
+@pytest.fixture
+def seeded(ip):
+    ip.run_cell("%repro_seed 42")
+    ip.run_cell(MODEL)
+    ip.run_cell("%repro_snapshot model")
+    return ip
+
+
+def namespace_view(shell):
+    return {k: id(v) for k, v in shell.user_ns.items() if not k.startswith("_")}
+
+
+def assert_untouched(shell, run, match):
+    """``run`` raises UsageError matching ``match`` and changes neither model nor namespace."""
+    before_state, before_ns = fingerprint(shell), namespace_view(shell)
+    with pytest.raises(UsageError, match=match):
+        run()
+    assert fingerprint(shell) == before_state
+    assert namespace_view(shell) == before_ns
+    assert "ran" not in shell.user_ns
+
+
+def test_fit_without_snapshot(ip):
+    ip.run_cell("%repro_seed 1")
+    ip.run_cell(MODEL)
+    assert_untouched(ip, lambda: ip.run_cell("%%repro_fit model\nran = True"),
+                     "no snapshot registered: run %repro_snapshot MODEL")
+
+
+def test_snapshot_of_undefined_name(ip):
+    with pytest.raises(UsageError, match="name 'nope' is not defined"):
+        ip.run_cell("%repro_snapshot nope")
+    assert magics(ip).snapshots == {}
+
+
+def test_snapshot_of_something_not_a_model(ip):
+    ip.run_cell("import keras\nmodel = [1, 2]")
+    with pytest.raises(UsageError, match="'model' is not a Keras model .it is a list."):
+        ip.run_cell("%repro_snapshot model")
+    assert ip.user_ns["model"] == [1, 2]
+
+
+def test_snapshot_of_uncompiled_model(ip):
+    ip.run_cell("import keras\nmodel = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])")
+    with pytest.raises(UsageError, match=r"is not compiled: call 'model'.compile\(...\) first"):
+        ip.run_cell("%repro_snapshot model")
+    assert not ip.user_ns["model"].compiled
+
+
+def test_snapshot_of_unbuilt_model(ip):
+    ip.run_cell("import keras\nmodel = keras.Sequential([keras.layers.Dense(1)])")
+    with pytest.raises(UsageError, match="has no variables yet"):
+        ip.run_cell("%repro_snapshot model")
+
+
+def test_fit_when_model_name_now_holds_something_else(seeded):
+    seeded.run_cell("saved = model\nmodel = 'a string'")
+    with pytest.raises(UsageError, match="not a Keras model"):
+        seeded.run_cell("%%repro_fit model\nran = True")
+    assert seeded.user_ns["model"] == "a string" and "ran" not in seeded.user_ns
+
+
+def test_fit_after_architecture_changed(seeded):
+    seeded.run_cell("model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5), "
+                    "keras.layers.Dropout(0.5), keras.layers.Dense(1)])\nmodel.compile('adam', 'mse')")
+    optimizer = seeded.user_ns["model"].optimizer
+    assert_untouched(
+        seeded, lambda: seeded.run_cell("%%repro_fit model\nran = True"),
+        r"variable #0 '.*dense.*/kernel' is \(4, 5\) float32 in the model but \(4, 3\) float32 in "
+        r"snapshot 'model'")
+    assert seeded.user_ns["model"].optimizer is optimizer     # not recompiled
+
+
+def test_fit_after_layer_added(seeded):
+    seeded.run_cell("model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), "
+                    "keras.layers.Dropout(0.5), keras.layers.Dense(1), keras.layers.Dense(1)])\n"
+                    "model.compile('adam', 'mse')")
+    assert_untouched(seeded, lambda: seeded.run_cell("%%repro_fit model\nran = True"),
+                     "the model has 7 variables but snapshot 'model' has 5 .first unmatched: '.*dense.*/kernel'.")
+
+
+@pytest.mark.parametrize("line, match", [
+    ("%repro_seed -1", "seed must be between 0 and"),
+    ("%repro_seed 4294967296", "seed must be between 0 and"),
+    ("%repro_seed abc", "invalid int value: 'abc'"),
+    ("%repro_seed 1 --fast", "unrecognized arguments: --fast"),
+])
+def test_bad_seed_changes_nothing(seeded, line, match):
+    assert_untouched(seeded, lambda: seeded.run_cell(line), match)
+    assert magics(seeded).seeder.seed == 42 and magics(seeded).seed == 42
+
+
+@pytest.mark.parametrize("line, match", [
+    ("%%repro_fit model --seed -3", "seed must be between 0 and"),
+    ("%%repro_fit model --seed x", "invalid int value: 'x'"),
+    ("%%repro_fit model --epochs 3", "unrecognized arguments: --epochs 3"),
+    ("%%repro_fit other", "no snapshot for 'other'"),
+])
+def test_bad_fit_options_change_nothing(seeded, line, match):
+    assert_untouched(seeded, lambda: seeded.run_cell(line + "\nran = True"), match)
+
+
+def test_fit_without_any_seed(ip):
+    ip.run_cell(MODEL)
+    ip.run_cell("%repro_snapshot model")
+    assert_untouched(ip, lambda: ip.run_cell("%%repro_fit\nran = True"), "no seed: run %repro_seed 42")
+
+
+def test_config_seed_is_validated(ip):
+    with pytest.raises(TraitError, match="seed must be between"):
+        magics(ip).seed = -5
+    assert magics(ip).seed is None
+
+
+def test_fit_restores_and_reports(seeded):
+    snapshot = magics(seeded).snapshots["model"]
+    reports = [seeded.run_cell("%%repro_fit\nh = model.fit(X, y, epochs=2, verbose=0)").result
+               for _ in range(2)]
+    assert reports[0].fingerprint == reports[1].fingerprint != snapshot.fingerprint
+    assert reports[0].snapshot_fingerprint == snapshot.fingerprint and reports[0].success
+    assert "repro_fit done: model, seed 42" in str(reports[0])
+
+
+def test_fit_with_explicit_seed_differs_from_session_seed(seeded):
+    cell = "\nh = model.fit(np.arange(32.).reshape(8, 4), y, epochs=2, batch_size=2, verbose=0)"
+    session = seeded.run_cell("%%repro_fit model" + cell).result.fingerprint
+    other = seeded.run_cell("%%repro_fit model --seed 7" + cell).result.fingerprint
+    assert session != other
+
+
+def test_config_seeds_at_load():
+    config = Config()
+    config.ReproMagics.seed = 7
+    config.ReproMagics.reseed_cells = False
+    shell = make_shell(config)
+    shell.run_line_magic("load_ext", "jupyter_repro")
+    try:
+        assert magics(shell).seeder.seed == 7
+        assert magics(shell).seeder.reseed_cells is False
+        shell.run_line_magic("config", "ReproMagics.seed = 9")
+        assert magics(shell).seeder.seed == 9
+    finally:
+        shell.run_line_magic("unload_ext", "jupyter_repro")
+
+
+def test_load_use_unload_removes_everything(ip):
+    repro = magics(ip)
+    ip.run_cell("%repro_seed 3")
+    assert repro.pre_run_cell in ip.events.callbacks["pre_run_cell"]
+    ip.run_line_magic("unload_ext", "jupyter_repro")
+    assert repro.pre_run_cell not in ip.events.callbacks["pre_run_cell"]
+    assert "ReproMagics" not in ip.magics_manager.registry
+    assert repro not in ip.configurables
+    for name in ("repro_seed", "repro_snapshot"):
+        assert ip.find_line_magic(name) is None
+    assert ip.find_cell_magic("repro_fit") is None
+    assert not any(isinstance(f, import_hook.ImportHook) for f in sys.meta_path)
+    ip.run_line_magic("load_ext", "jupyter_repro")  # the fixture unloads again
+    assert ip.find_cell_magic("repro_fit") is not None
+
+
+def test_seed_report_is_rich(ip):
+    report = ip.run_cell("%repro_seed 5").result
+    assert report.seed == 5
+    assert "<table>" in report._repr_html_() and "hash() seed" in str(report)

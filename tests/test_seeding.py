@@ -1,0 +1,83 @@
+"""Seeding core: seeds, cell seeds, PYTHONHASHSEED detection, the import hook."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from jupyter_repro import SeedError, cell_seed
+from jupyter_repro.import_hook import ImportHook
+from jupyter_repro.seeding import validate_seed
+
+
+def python(code, **env):
+    """Run ``code`` in a fresh interpreter; its stdout."""
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+    environ.update(env, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environ,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()
+
+
+@pytest.mark.parametrize("bad", [-1, 2**32, 1.5, "42", True, None])
+def test_validate_seed_refuses(bad):
+    with pytest.raises(SeedError, match="seed must be"):
+        validate_seed(bad)
+
+
+def test_cell_seed_depends_on_text_and_seed_only():
+    assert cell_seed(42, "x = 1") == cell_seed(42, "\nx = 1  \n")
+    assert len({cell_seed(42, "x = 1"), cell_seed(42, "x = 2"), cell_seed(43, "x = 1")}) == 3
+    assert 0 <= cell_seed(2**32 - 1, "a" * 10_000) < 2**31
+
+
+def test_hash_seed_detected_from_process_start():
+    assert python("from jupyter_repro import hash_seed_at_start as h; print(h())") == ["None"]
+    assert python("from jupyter_repro import hash_seed_at_start as h; print(h())", PYTHONHASHSEED="123") == ["123"]
+    assert python("from jupyter_repro import hash_seed_at_start as h; print(h())", PYTHONHASHSEED="0") == ["0"]
+    # Setting the variable inside a running process fixes nothing, and is not believed.
+    assert python("""
+        import os; os.environ['PYTHONHASHSEED'] = '5'
+        from jupyter_repro import hash_seed_at_start as h; print(h())""") == ["None"]
+
+
+def test_seeding_before_import_does_not_import_tensorflow_and_seeds_it_on_import():
+    lines = python("""
+        import sys
+        from jupyter_repro import seed_everything
+        report = seed_everything(1234)
+        print('tensorflow' in sys.modules, 'keras' in sys.modules, report.frameworks['tensorflow'])
+        import keras, tensorflow as tf
+        from tensorflow.python.framework import config
+        print(config.is_op_determinism_enabled())
+        print(tf.random.uniform([4]).numpy().tolist())
+        print(keras.random.uniform([3]).numpy().tolist())
+        print(type(sys.modules['tensorflow'].__loader__).__name__)
+    """)
+    expected = python("""
+        import keras, tensorflow as tf
+        keras.utils.set_random_seed(1234)
+        print(tf.random.uniform([4]).numpy().tolist())
+        print(keras.random.uniform([3]).numpy().tolist())
+    """)
+    assert lines[0] == "False False armed: seeded the moment it is imported"
+    assert lines[1] == "True"
+    assert lines[2:4] == expected
+    assert lines[4] != "_NotifyingLoader"   # the real loader is back on the module
+
+
+def test_import_hook_fires_once_after_module_body(tmp_path, monkeypatch):
+    (tmp_path / "repro_fake_mod.py").write_text("VALUE = 41\nVALUE += 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen = []
+    hook = ImportHook({"repro_fake_mod": lambda module: seen.append(module.VALUE)}).install()
+    try:
+        import repro_fake_mod  # noqa: F401
+        import repro_fake_mod  # noqa: F401,F811
+    finally:
+        hook.remove()
+        sys.modules.pop("repro_fake_mod", None)
+    assert seen == [42]
+    assert hook not in sys.meta_path

@@ -20,6 +20,24 @@ class TestingShell(InteractiveShell):
         return result
 
 
+def _cmapss_dir():
+    """CMAPSS_DIR, else the shared data beside the project (as CI lays it out)."""
+    candidates = [os.environ.get("CMAPSS_DIR"),
+                  os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cmapss")]
+    for candidate in filter(None, candidates):
+        if os.path.isfile(os.path.join(candidate, "train_FD001.txt")):
+            return os.path.abspath(candidate)
+    return None
+
+
+@pytest.fixture
+def cmapss_dir():
+    found = _cmapss_dir()
+    if found is None:
+        pytest.skip("NASA CMAPSS FD001 not found: set CMAPSS_DIR (CI reads ../shared/data/cmapss)")
+    return found
+
+
 def make_shell(config=None):
     config = config or Config()
     config.HistoryManager.hist_file = ":memory:"

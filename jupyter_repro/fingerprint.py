@@ -26,3 +26,105 @@ def fingerprint_arrays(items: Iterable[Tuple[str, np.ndarray]]) -> str:
         digest.update(f"{name}|{array.dtype.str}|{array.shape}\n".encode())
         digest.update(array_bytes(array))
     return digest.hexdigest()
+
+
+def fingerprint_value(value) -> str:
+    """Hex XXH3-128 of what a ``fit`` argument holds, stable across processes.
+
+    Arrays, tensors, DataFrames and ``tf.data`` datasets are hashed by content; plain
+    Python values by their JSON form; containers element by element; Keras callbacks
+    by class and constructor arguments. Any other object counts by its type alone
+    (never its ``repr``, which holds memory addresses).
+    """
+    digest = xxhash.xxh3_128()
+    _feed(digest, value)
+    return digest.hexdigest()
+
+
+_SIMPLE = (type(None), bool, int, float, str)
+
+
+def _feed(digest, value) -> None:
+    if isinstance(value, _SIMPLE):
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+    elif isinstance(value, np.ndarray) or hasattr(value, "__array_interface__"):
+        array = np.asarray(value)
+        digest.update(f"nd:{array.dtype.str}:{array.shape};".encode())
+        if array.dtype.hasobject:
+            digest.update(repr(array.tolist()).encode())
+        else:
+            digest.update(array_bytes(array))
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__}[{len(value)}];".encode())
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, dict):
+        digest.update(f"dict[{len(value)}];".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif _is_pandas(value):
+        _feed_pandas(digest, value)
+    elif _is_tf_dataset(value):
+        digest.update(b"tf.data;")
+        digest.update(_dataset_graph_bytes(value))
+    elif hasattr(value, "numpy") and hasattr(value, "dtype") and hasattr(value, "shape"):
+        _feed(digest, np.asarray(value.numpy()))  # a framework tensor
+    else:
+        digest.update(f"object:{type(value).__module__}.{type(value).__qualname__};".encode())
+        _feed(digest, _constructor_arguments(value))
+
+
+def _is_pandas(value) -> bool:
+    return type(value).__module__.startswith("pandas") and hasattr(value, "to_numpy")
+
+
+def _feed_pandas(digest, frame) -> None:
+    import pandas as pd
+
+    digest.update(f"pd:{type(frame).__name__}:{frame.shape};".encode())
+    columns = list(frame.items()) if isinstance(frame, pd.DataFrame) else [(frame.name, frame)]
+    _feed(digest, [str(name) for name, _ in columns])
+    digest.update(pd.util.hash_pandas_object(frame.index, index=False).to_numpy().tobytes())
+    for _, column in columns:
+        values = column.to_numpy()
+        if values.dtype.hasobject:
+            values = pd.util.hash_pandas_object(column, index=False).to_numpy()
+        digest.update(f"{values.dtype.str};".encode())
+        digest.update(array_bytes(values))
+
+
+def _is_tf_dataset(value) -> bool:
+    return type(value).__module__.startswith("tensorflow") and hasattr(value, "_as_serialized_graph")
+
+
+def _dataset_graph_bytes(dataset) -> bytes:
+    """The dataset's graph (data constants and shuffle seeds included), without the
+    per-process counters TensorFlow writes into it (metadata ids, resource names)."""
+    import tensorflow as tf
+
+    graph = tf.compat.v1.GraphDef.FromString(dataset._as_serialized_graph().numpy())
+    for node in graph.node:
+        if "metadata" in node.attr:
+            del node.attr["metadata"]
+        if node.op == "Const" and node.attr["dtype"].type == tf.resource.as_datatype_enum:
+            for handle in node.attr["value"].tensor.resource_handle_val:
+                handle.name = ""
+    return graph.SerializeToString(deterministic=True)
+
+
+def _constructor_arguments(value) -> dict:
+    """The simple-valued attributes named like ``__init__``'s parameters: a callback's
+    configuration (``patience``, ``monitor``...) without its run-time state."""
+    import inspect
+
+    try:
+        names = inspect.signature(type(value).__init__).parameters
+    except (TypeError, ValueError):
+        return {}
+    found = {}
+    for name in names:
+        attribute = getattr(value, name, None)
+        if isinstance(attribute, _SIMPLE) and name != "self":
+            found[name] = attribute
+    return found

@@ -6,29 +6,61 @@ Usable from a script::
     with reproducible_fit(model, snap, seed=42) as run:
         model.fit(x, y, epochs=20)
     run.fingerprint   # XXH3-128 of every variable after training
+
+While the user's code runs, ``model.fit`` is wrapped (on the instance only, and put
+back afterwards) to fingerprint what it is given — x, y, validation data, weights,
+callbacks and the other arguments — and to keep the History it returns.
 """
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import inspect
 import time
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
 
+import xxhash
+
+from .fingerprint import fingerprint_value
+from .ledger import Verdict, input_key
 from .seeding import Seeder, validate_seed
 from .snapshot import Snapshot, model_fingerprint
+
+#: fit arguments fingerprinted one by one (so a difference can be named); the rest together
+DATA_ARGUMENTS = ("x", "y", "validation_data", "sample_weight", "class_weight", "callbacks")
+IGNORED_ARGUMENTS = ("verbose",)  # does not change the result
 
 
 @dataclass
 class FitReport:
-    """What one reproducible fit started from and ended with."""
+    """What one reproducible fit started from, was given, and ended with."""
 
     model: str
     seed: int
     snapshot: str
     snapshot_fingerprint: str
-    fingerprint: Optional[str] = None  # of the variables after the user's code
+    cell: str = ""                      # XXH3-64 of the fit cell's text
+    inputs: Dict[str, str] = field(default_factory=dict)
+    fingerprint: Optional[str] = None   # of the variables after the user's code
+    metrics: Dict[str, float] = field(default_factory=dict)
     seconds: Optional[float] = None
     success: Optional[bool] = None
+    run: Optional[int] = None
+    verdict: Optional[Verdict] = None
+
+    @property
+    def input_key(self) -> str:
+        return input_key(self.snapshot_fingerprint, self.seed, self.cell, self.inputs)
+
+    def record(self, env: dict) -> dict:
+        """The ledger line for this run."""
+        return {"time": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "model": self.model, "seed": self.seed, "snapshot": self.snapshot_fingerprint,
+                "snapshot_name": self.snapshot, "cell": self.cell, "inputs": self.inputs,
+                "input_key": self.input_key, "result": self.fingerprint, "metrics": self.metrics,
+                "seconds": round(self.seconds or 0.0, 3), "env": dict(env),
+                "verdict": self.verdict.status if self.verdict else None}
 
     def __str__(self) -> str:
         state = {True: "done", False: "failed", None: "running"}[self.success]
@@ -36,13 +68,70 @@ class FitReport:
                 f"'{self.snapshot}' ({self.snapshot_fingerprint[:12]})")
         if self.fingerprint:
             text += f" -> {self.fingerprint[:12]} in {self.seconds:.2f} s"
+        if self.verdict is not None:
+            text += f"\n{self.verdict}"
         return text
 
     def _repr_pretty_(self, printer, cycle):
         printer.text(str(self))
 
 
-def start_fit(model, snapshot: Snapshot, seed: int, seeder: Seeder, label: str = "model") -> FitReport:
+class FitCalls:
+    """Context manager: wraps ``model.fit`` on the instance, recording each call."""
+
+    def __init__(self, model):
+        self.model = model
+        self.calls: List[Dict[str, str]] = []
+        self.history = None
+
+    def __enter__(self):
+        original = self.model.fit
+        signature = inspect.signature(original)
+
+        def fit(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            self.calls.append(fit_arguments(bound.arguments))
+            self.history = original(*args, **kwargs)
+            return self.history
+
+        fit.__wrapped__ = original
+        object.__setattr__(self.model, "fit", fit)
+        return self
+
+    def __exit__(self, *exc):
+        object.__delattr__(self.model, "fit")
+        return False
+
+    @property
+    def inputs(self) -> Dict[str, str]:
+        if len(self.calls) == 1:
+            return self.calls[0]
+        return {f"fit[{i}].{name}": value for i, call in enumerate(self.calls) for name, value in call.items()}
+
+    @property
+    def metrics(self) -> Dict[str, float]:
+        history = getattr(self.history, "history", None) or {}
+        return {name: float(values[-1]) for name, values in history.items() if len(values)}
+
+
+def fit_arguments(arguments: dict) -> Dict[str, str]:
+    """Fingerprints of one ``fit`` call's arguments: data one by one, the rest together."""
+    found = {name: fingerprint_value(arguments[name]) for name in DATA_ARGUMENTS if name in arguments}
+    rest = {name: value for name, value in arguments.items()
+            if name not in DATA_ARGUMENTS and name not in IGNORED_ARGUMENTS}
+    if "kwargs" in rest:
+        rest.update(rest.pop("kwargs"))
+    found["arguments"] = fingerprint_value(rest)
+    return found
+
+
+def cell_hash(source: str) -> str:
+    return xxhash.xxh3_64_hexdigest(source.strip().encode())
+
+
+def start_fit(model, snapshot: Snapshot, seed: int, seeder: Seeder, label: str = "model",
+              source: str = "") -> FitReport:
     """Put ``model`` in its snapshot state with a fresh optimizer and reseed.
 
     Raises before touching anything if the model no longer matches the snapshot.
@@ -50,13 +139,16 @@ def start_fit(model, snapshot: Snapshot, seed: int, seeder: Seeder, label: str =
     seed = validate_seed(seed)
     snapshot.restore(model)
     seeder.reseed(seed)
-    return FitReport(label, seed, snapshot.name, snapshot.fingerprint)
+    return FitReport(label, seed, snapshot.name, snapshot.fingerprint, cell=cell_hash(source))
 
 
-def finish_fit(model, report: FitReport, started: float, success: bool) -> FitReport:
+def finish_fit(model, report: FitReport, started: float, success: bool,
+               calls: Optional[FitCalls] = None) -> FitReport:
     report.seconds = time.perf_counter() - started
     report.success = bool(success)
     report.fingerprint = model_fingerprint(model)
+    if calls is not None:
+        report.inputs, report.metrics = calls.inputs, calls.metrics
     return report
 
 
@@ -68,8 +160,9 @@ def reproducible_fit(model, snapshot: Snapshot, seed: int, seeder: Optional[Seed
     started = time.perf_counter()
     report = start_fit(model, snapshot, seed, seeder, label)
     success = False
-    try:
-        yield report
-        success = True
-    finally:
-        finish_fit(model, report, started, success)
+    with FitCalls(model) as calls:
+        try:
+            yield report
+            success = True
+        finally:
+            finish_fit(model, report, started, success, calls)

@@ -6,6 +6,7 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
     c.ReproMagics.seed = 42             # seed at kernel start, before any import
     c.ReproMagics.deterministic = True  # TensorFlow op determinism
     c.ReproMagics.reseed_cells = True   # reseed from (seed, cell text) before every cell
+    c.ReproMagics.store = ".repro"      # ledger and snapshots, beside the notebook ("" = off)
 
 or, in a running session, ``%config ReproMagics.seed = 42``.
 """
@@ -17,12 +18,15 @@ import time
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Int, TraitError, observe, validate
+from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 
+from . import environment
 from .errors import ReproError
-from .fit import finish_fit, start_fit
+from .fit import FitCalls, finish_fit, start_fit
+from .ledger import Ledger, history_frame
 from .seeding import Seeder, validate_seed
 from .snapshot import Snapshot
+from .store import CorruptSnapshot, SnapshotStore
 
 
 @contextlib.contextmanager
@@ -46,6 +50,9 @@ class ReproMagics(Magics):
     reseed_cells = Bool(True, help=(
         "Before every cell, reseed all RNGs from (seed, the cell's text), so a cell "
         "draws the same numbers whatever ran before it.")).tag(config=True)
+    store = Unicode(".repro", help=(
+        "Folder for the run ledger and saved snapshots, relative to the kernel's working "
+        "directory (the notebook's folder). Empty: keep nothing on disk.")).tag(config=True)
 
     def __init__(self, shell=None, **kwargs):
         self.seeder = Seeder()  # before traitlets load config, which may seed
@@ -108,6 +115,7 @@ class ReproMagics(Magics):
         with _as_usage_error():
             snapshot = Snapshot.capture(model, args.name or args.model)
         snapshot.variable = args.model
+        snapshot.status = self._persist(snapshot)
         self.snapshots[snapshot.name] = snapshot
         return snapshot
 
@@ -126,18 +134,64 @@ class ReproMagics(Magics):
             raise UsageError("no seed: run %repro_seed 42 first, or pass --seed 42")
         started = time.perf_counter()
         with _as_usage_error():
-            report = start_fit(model, snapshot, seed, self.seeder, label=snapshot.variable)
+            report = start_fit(model, snapshot, seed, self.seeder, label=snapshot.variable, source=cell)
         outer = self.shell.displayhook.exec_result  # run_cell clears it; the report is ours
-        with self.seeder.paused():
+        with self.seeder.paused(), FitCalls(model) as calls:
             result = self.shell.run_cell(cell)
         self.shell.displayhook.exec_result = outer
-        finish_fit(model, report, started, result.success)
+        finish_fit(model, report, started, result.success, calls)
         if not result.success:
             raise UsageError(f"the fit cell did not finish ({type(result.error_in_exec or result.error_before_exec).__name__}); "
                              "run it again: it restarts from the snapshot")
+        if self._ledger is not None:
+            record = self._ledger.append(report.record(environment.collect()))
+            report.run, report.verdict = record["run"], self._ledger.verdict(record)
         return report
 
+    @magic_arguments()
+    @argument("--model", help="Only the runs of this model.")
+    @argument("--last", type=int, help="Only the last N runs.")
+    @line_magic
+    def repro_history(self, line):
+        """The recorded runs as a DataFrame: inputs and result fingerprints, verdict, metrics."""
+        args = parse_argstring(self.repro_history, line)
+        if self._ledger is None:
+            raise UsageError("no ledger: ReproMagics.store is empty; set it, e.g. %config ReproMagics.store = '.repro'")
+        return history_frame(self._ledger.records(), args.model, args.last)
+
+    @line_magic
+    def repro_env(self, line):
+        """Versions, devices and determinism flags a result depends on."""
+        if line.strip():
+            raise UsageError("%repro_env takes no arguments")
+        return environment.collect()
+
     # -- helpers ----------------------------------------------------------------
+    @property
+    def _ledger(self):
+        return Ledger(self.store) if self.store else None
+
+    def _persist(self, snapshot: Snapshot) -> str:
+        """Save ``snapshot``; say how it compares with the one saved under its name before."""
+        if not self.store:
+            return "not saved (ReproMagics.store is empty)"
+        store = SnapshotStore(self.store)
+        saved = store.saved(snapshot.name)
+        same = [m for m in saved if m.get("fingerprint") == snapshot.fingerprint]
+        try:
+            if same:
+                store.load(same[-1])  # verify the bytes on disk, not only the manifest
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(same[-1]["created"]))
+                return f"matches the snapshot saved under '{snapshot.name}' on {when} ✓"
+        except CorruptSnapshot as error:
+            store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, snapshot.values)
+            return f"{error}; saved a fresh copy"
+        manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, snapshot.values)
+        if saved:
+            return (f"⚠ differs from the snapshot saved earlier under '{snapshot.name}' "
+                    f"({saved[-1]['fingerprint'][:12]}); both are kept: {manifest['data']}")
+        return f"saved to {manifest['manifest']}"
+
     def _user_variable(self, name):
         namespace = self.shell.user_ns
         if name not in namespace:

@@ -75,6 +75,7 @@ class Snapshot:
     optimizer_config: Dict[str, Any]
     fingerprint: str
     created: float = field(default_factory=time.time)
+    status: str = ""  # how it compares with the copy saved on disk, if any
 
     @classmethod
     def capture(cls, model, name: str) -> "Snapshot":
@@ -141,7 +142,7 @@ class Snapshot:
                 f"{self.optimizer_class.__name__}, fingerprint {self.fingerprint[:12]})")
 
     def _repr_pretty_(self, printer, cycle):
-        printer.text(repr(self))
+        printer.text(repr(self) + (f"\n{self.status}" if self.status else ""))
 
 
 def _shape(spec: Spec) -> str:

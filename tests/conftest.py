@@ -41,6 +41,8 @@ def cmapss_dir():
 def make_shell(config=None):
     config = config or Config()
     config.HistoryManager.hist_file = ":memory:"
+    if "store" not in config.ReproMagics:
+        config.ReproMagics.store = os.path.join(tempfile.mkdtemp(prefix="repro-store-"), ".repro")
     return TestingShell(config=config)
 
 

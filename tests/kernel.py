@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 
 from jupyter_client.manager import KernelManager
 
@@ -19,10 +20,12 @@ class KernelError(RuntimeError):
 class Kernel:
     """A fresh ``python3`` kernel (jupyter_client maps ``python`` to this interpreter)."""
 
-    def __init__(self, env=None, extra_arguments=()):
-        self.manager = KernelManager(kernel_name="python3")
+    def __init__(self, env=None, extra_arguments=(), cwd=None, kernel_name="python3", spec_manager=None):
+        self.cwd = cwd or tempfile.mkdtemp(prefix="repro-kernel-")  # its .repro/ goes here
+        self.manager = KernelManager(kernel_name=kernel_name,
+                                     **({"kernel_spec_manager": spec_manager} if spec_manager else {}))
         kernel_env = dict(os.environ, **QUIET_TF, **(env or {}))
-        self.manager.start_kernel(env=kernel_env, extra_arguments=list(extra_arguments))
+        self.manager.start_kernel(env=kernel_env, extra_arguments=list(extra_arguments), cwd=self.cwd)
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=120)

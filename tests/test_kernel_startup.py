@@ -1,4 +1,6 @@
 """Across sessions: seeding at kernel start, and fresh kernels agreeing to the bit."""
+import tempfile
+
 import nbformat
 from nbclient import NotebookClient
 
@@ -41,7 +43,8 @@ NOTEBOOK = [
 
 def run_notebook():
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in NOTEBOOK])
-    client = NotebookClient(notebook, kernel_name="python3", timeout=300)
+    client = NotebookClient(notebook, kernel_name="python3", timeout=300,
+                            resources={"metadata": {"path": tempfile.mkdtemp(prefix="repro-nb-")}})
     client.execute()
     return notebook.cells[-1].outputs[0]["text"].strip()
 

@@ -1,0 +1,93 @@
+"""What a result depends on besides its inputs: versions, devices, determinism flags.
+
+Recorded with every run, so that when the same inputs give a different result the
+verdict can name what changed (a library version, a device, a flag). Reading it never
+imports a framework: versions of ones not imported come from package metadata.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from html import escape
+from importlib import metadata
+from typing import Dict, List, Tuple
+
+from . import __name__ as _package
+from .seeding import hash_seed_at_start
+
+
+def _version(module_name: str, *distributions: str) -> str:
+    module = sys.modules.get(module_name)
+    if module is not None and getattr(module, "__version__", None):
+        return module.__version__
+    for distribution in distributions or (module_name,):
+        try:
+            return metadata.version(distribution) + " (not imported)"
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def _tensorflow_facts() -> Dict[str, str]:
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not hasattr(tf, "config"):
+        return {"devices": "unknown (TensorFlow not imported)", "op determinism": "unknown (TensorFlow not imported)"}
+    from tensorflow.python.framework import config as tf_config
+
+    build = tf.sysconfig.get_build_info()
+    devices = [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in tf.config.list_physical_devices()]
+    return {
+        "cuda": str(build.get("cuda_version", "none")),
+        "cudnn": str(build.get("cudnn_version", "none")),
+        "devices": ", ".join(devices),
+        "op determinism": "on" if tf_config.is_op_determinism_enabled() else "off",
+    }
+
+
+def collect() -> "Environment":
+    """The facts for this process, now."""
+    keras = sys.modules.get("keras")
+    hash_seed = hash_seed_at_start()
+    facts = {
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpus": str(os.cpu_count()),
+        "numpy": _version("numpy"),
+        "keras": _version("keras"),
+        "keras backend": keras.backend.backend() if keras is not None else os.environ.get("KERAS_BACKEND", "tensorflow (default)"),
+        "tensorflow": _version("tensorflow", "tensorflow", "tensorflow-cpu"),
+        "cuda": "none",
+        "cudnn": "none",
+        "TF_DETERMINISTIC_OPS": os.environ.get("TF_DETERMINISTIC_OPS", "unset"),
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", "unset"),
+        "PYTHONHASHSEED": f"fixed at start ({hash_seed})" if hash_seed is not None else "random",
+        "jupyter_repro": _version(_package, "jupyter-repro"),
+    }
+    facts.update(_tensorflow_facts())
+    return Environment(facts)
+
+
+class Environment(dict):
+    """A flat name -> text mapping with a table display and a diff."""
+
+    def diff(self, other: Dict[str, str]) -> List[Tuple[str, str, str]]:
+        """(name, here, there) for every fact that differs; facts unknown on either side are skipped."""
+        def plain(value):
+            return str(value).replace(" (not imported)", "")
+
+        return [(key, self.get(key), other.get(key)) for key in sorted(set(self) | set(other))
+                if plain(self.get(key)) != plain(other.get(key))
+                and "unknown" not in f"{self.get(key)}{other.get(key)}"]
+
+    def __str__(self) -> str:
+        width = max(map(len, self))
+        return "\n".join(f"{key:<{width}}  {value}" for key, value in self.items())
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td></tr>"
+                       for k, v in self.items())
+        return f"<table>{rows}</table>"

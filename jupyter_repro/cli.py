@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from traitlets import Int, TraitError, Unicode, validate
+from traitlets import Bool, Int, TraitError, Unicode, validate
 from traitlets.config import Application
 
 from . import __version__
@@ -72,11 +72,98 @@ class DemoApp(Application):
         self.exit(status)
 
 
+class InstallKernelApp(Application):
+    name = "jupyter-repro install-kernel"
+    description = ("Install a Jupyter kernelspec that fixes PYTHONHASHSEED and loads and seeds "
+                   "the extension at kernel start.")
+    kernel_name = Unicode("python3-repro", help="Kernelspec name.").tag(config=True)
+    display_name = Unicode("", help="Name shown in Jupyter (default: mentions the seed).").tag(config=True)
+    seed = Int(42, help="Session seed; also the PYTHONHASHSEED.").tag(config=True)
+    user = Bool(False, help="Install for the current user.").tag(config=True)
+    sys_prefix = Bool(False, help="Install into this environment (sys.prefix).").tag(config=True)
+    prefix = Unicode("", help="Install under this prefix (PREFIX/share/jupyter/kernels).").tag(config=True)
+    aliases = {"name": "InstallKernelApp.kernel_name", "display-name": "InstallKernelApp.display_name",
+               "seed": "InstallKernelApp.seed", "prefix": "InstallKernelApp.prefix"}
+    flags = {"user": ({"InstallKernelApp": {"user": True}}, "Install for the current user."),
+             "sys-prefix": ({"InstallKernelApp": {"sys_prefix": True}}, "Install into sys.prefix.")}
+
+    def start(self):
+        from .kernelspec import install_kernel
+
+        if self.user + self.sys_prefix + bool(self.prefix) > 1:
+            _fail("choose one of --user, --sys-prefix, --prefix DIR", 2)
+        prefix = sys.prefix if self.sys_prefix else (self.prefix or None)
+        try:
+            where = install_kernel(self.kernel_name, self.display_name or None, self.seed,
+                                   user=self.user or prefix is None, prefix=prefix)
+        except ReproError as error:
+            _fail(f"jupyter-repro install-kernel: {error}", 2)
+        print(f"installed kernelspec '{self.kernel_name}' (seed {self.seed}, PYTHONHASHSEED={self.seed}) in {where}")
+
+
+class CheckApp(Application):
+    name = "jupyter-repro check"
+    description = ("Execute NOTEBOOK in N fresh kernels and compare their run ledgers fit by fit; "
+                   "exit 1 with a table of what differs.")
+    runs = Int(2, help="How many fresh kernels.").tag(config=True)
+    kernel = Unicode("python3", help="Kernelspec to run.").tag(config=True)
+    timeout = Int(600, help="Seconds a cell may take.").tag(config=True)
+    aliases = {"runs": "CheckApp.runs", "kernel": "CheckApp.kernel", "timeout": "CheckApp.timeout"}
+
+    @validate("runs")
+    def _valid_runs(self, proposal):
+        if proposal.value < 2:
+            raise TraitError("runs must be at least 2 to compare anything")
+        return proposal.value
+
+    def start(self):
+        from nbclient.exceptions import CellExecutionError
+
+        from .check import check_notebook
+
+        if len(self.extra_args) != 1 or not Path(self.extra_args[0]).is_file():
+            _fail("usage: jupyter-repro check NOTEBOOK [--runs 2] [--kernel NAME] [--timeout S]", 2)
+        try:
+            result = check_notebook(Path(self.extra_args[0]), self.runs, self.kernel, self.timeout)
+        except CellExecutionError as error:
+            _fail(f"the notebook failed to run:\n{error}", 2)
+        print(result.table())
+        if not result.ok:
+            self.exit(1)
+
+
+class HistoryApp(Application):
+    name = "jupyter-repro history"
+    description = "Print the run ledger in DIR (default .repro) as a table."
+
+    def start(self):
+        from .ledger import Ledger, history_frame
+
+        folder = Path(self.extra_args[0]) if self.extra_args else Path(".repro")
+        ledger = Ledger(folder)
+        if not ledger.path.exists():
+            _fail(f"no ledger at {ledger.path}: run a %%repro_fit first, or name the .repro folder", 2)
+        frame = history_frame(ledger.records())
+        print(frame.to_string() if len(frame) else "no runs recorded")
+        if ledger.skipped:
+            print(f"({ledger.skipped} unreadable line(s) skipped)")
+
+
+def _fail(message, status):
+    print(message, file=sys.stderr)
+    sys.exit(status)
+
+
 class ReproApp(Application):
     name = "jupyter-repro"
     version = __version__
     description = "Reproducible Keras training in Jupyter."
-    subcommands = {"demo": (DemoApp, DemoApp.description.split(";")[0])}
+    subcommands = {
+        "demo": (DemoApp, DemoApp.description.split(";")[0]),
+        "install-kernel": (InstallKernelApp, InstallKernelApp.description),
+        "check": (CheckApp, CheckApp.description),
+        "history": (HistoryApp, HistoryApp.description),
+    }
 
     def start(self):
         if self.subapp is None:

@@ -59,8 +59,7 @@ class FitReport:
                 "model": self.model, "seed": self.seed, "snapshot": self.snapshot_fingerprint,
                 "snapshot_name": self.snapshot, "cell": self.cell, "inputs": self.inputs,
                 "input_key": self.input_key, "result": self.fingerprint, "metrics": self.metrics,
-                "seconds": round(self.seconds or 0.0, 3), "env": dict(env),
-                "verdict": self.verdict.status if self.verdict else None}
+                "seconds": round(self.seconds or 0.0, 3), "env": dict(env)}
 
     def __str__(self) -> str:
         state = {True: "done", False: "failed", None: "running"}[self.success]

@@ -39,9 +39,12 @@ class Ledger:
         record.setdefault("id", os.urandom(8).hex())
         line = (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode()
         self.directory.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                line = b"\n" + line  # a torn last line stays on its own and is skipped on read
             written = os.write(descriptor, line)
             if written != len(line):
                 raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
@@ -74,7 +77,8 @@ class Ledger:
     def verdict(self, record: dict, records: Optional[List[dict]] = None) -> "Verdict":
         """Compare ``record`` with the latest earlier run that had the same input key."""
         records = self.records() if records is None else records
-        earlier = [r for r in records if r["run"] < record["run"] and r.get("input_key") == record["input_key"]]
+        before = record.get("run", len(records) + 1)  # a record not appended yet comes after all
+        earlier = [r for r in records if r["run"] < before and r.get("input_key") == record["input_key"]]
         if not earlier:
             return Verdict("first", record)
         previous = earlier[-1]
@@ -105,9 +109,10 @@ class Verdict:
     env_changes: List[Tuple[str, str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
+        run = self.record.get("run", "?")
         if self.status == "first":
-            return f"run #{self.record['run']}: first run with these inputs"
-        head = f"run #{self.record['run']}: same inputs as run #{self.earlier['run']} ({_when(self.earlier)})"
+            return f"run #{run}: first run with these inputs"
+        head = f"run #{run}: same inputs as run #{self.earlier['run']} ({_when(self.earlier)})"
         if self.status == "identical":
             return f"{head} → identical ✓"
         if self.env_changes:

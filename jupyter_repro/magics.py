@@ -143,9 +143,13 @@ class ReproMagics(Magics):
         if not result.success:
             raise UsageError(f"the fit cell did not finish ({type(result.error_in_exec or result.error_before_exec).__name__}); "
                              "run it again: it restarts from the snapshot")
-        if self._ledger is not None:
-            record = self._ledger.append(report.record(environment.collect()))
-            report.run, report.verdict = record["run"], self._ledger.verdict(record)
+        ledger = self._ledger
+        if ledger is not None:
+            record = report.record(environment.collect())
+            verdict = ledger.verdict(record)
+            record.update(verdict=verdict.status, same_inputs_as=verdict.earlier and verdict.earlier["run"])
+            verdict.record = ledger.append(record)
+            report.run, report.verdict = verdict.record["run"], verdict
         return report
 
     @magic_arguments()

@@ -191,3 +191,25 @@ def test_seed_report_is_rich(ip):
     report = ip.run_cell("%repro_seed 5").result
     assert report.seed == 5
     assert "<table>" in report._repr_html_() and "hash() seed" in str(report)
+
+
+def test_history_and_env(seeded):
+    cell = "%%repro_fit\nh = model.fit(X, y, epochs=1, verbose=0)"
+    first, second = (seeded.run_cell(cell).result for _ in range(2))
+    assert first.verdict.status == "first" and second.verdict.status == "identical"
+    assert f"run #{second.run}: same inputs as run #{first.run}" in str(second)
+    frame = seeded.run_cell("%repro_history --model model --last 1").result
+    assert list(frame.index) == [second.run] and frame.iloc[0]["verdict"] == "identical"
+    assert "loss" in frame.columns
+    env = seeded.run_cell("%repro_env").result
+    assert env["keras backend"] == "tensorflow" and env["op determinism"] == "on"
+    with pytest.raises(UsageError, match="%repro_env takes no arguments"):
+        seeded.run_cell("%repro_env --all")
+
+
+def test_history_without_a_store(seeded):
+    seeded.run_line_magic("config", "ReproMagics.store = ''")
+    with pytest.raises(UsageError, match="no ledger: ReproMagics.store is empty"):
+        seeded.run_cell("%repro_history")
+    report = seeded.run_cell("%%repro_fit\nh = model.fit(X, y, epochs=1, verbose=0)").result
+    assert report.verdict is None and report.fingerprint

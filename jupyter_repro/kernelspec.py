@@ -1,0 +1,40 @@
+"""A Jupyter kernelspec that is reproducible from its first instruction.
+
+``PYTHONHASHSEED`` must be in the environment before Python starts (``hash()`` of
+strings, and so set iteration order, is fixed then), which only a kernelspec's
+``env`` can do for a Jupyter kernel. The argv loads the extension and sets the seed
+with IPython's own flags (``--ext``, ``--ReproMagics.seed``), so seeding happens at
+kernel start, before the first cell and before any import.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from .seeding import validate_seed
+
+
+def kernel_spec(seed: int, display_name: str) -> dict:
+    seed = validate_seed(seed)
+    return {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                 "--ext=jupyter_repro", f"--ReproMagics.seed={seed}"],
+        "display_name": display_name,
+        "language": "python",
+        "env": {"PYTHONHASHSEED": str(seed)},
+        "metadata": {"debugger": True, "jupyter_repro": {"seed": seed}},
+    }
+
+
+def install_kernel(name: str = "python3-repro", display_name: Optional[str] = None, seed: int = 42,
+                   user: bool = False, prefix: Optional[str] = None) -> str:
+    """Install the kernelspec; returns the folder it went to."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = kernel_spec(seed, display_name or f"Python 3 (reproducible, seed {seed})")
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "kernel.json").write_text(json.dumps(spec, indent=1))
+        return KernelSpecManager().install_kernel_spec(folder, name, user=user, prefix=prefix, replace=True)

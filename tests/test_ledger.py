@@ -1,0 +1,132 @@
+"""Ledger, verdicts, snapshot store, environment, input fingerprints (in-process)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jupyter_repro.environment import Environment, collect
+from jupyter_repro.fingerprint import fingerprint_value
+from jupyter_repro.fit import fit_arguments
+from jupyter_repro.ledger import Ledger, history_frame
+from jupyter_repro.store import CorruptSnapshot, SnapshotStore
+
+APPENDER = """
+import sys
+from jupyter_repro.ledger import Ledger
+ledger = Ledger(sys.argv[1])
+for i in range(1000):
+    ledger.append({"writer": sys.argv[2], "i": i, "input_key": "k", "result": "r" * 64})
+"""
+
+
+def test_two_processes_appending_at_once_lose_nothing(tmp_path):
+    writers = [subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path), name]) for name in "ab"]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0]
+    lines = (tmp_path / "ledger.jsonl").read_bytes().splitlines()
+    records = [json.loads(line) for line in lines]          # every line is whole JSON
+    assert len(records) == 2000
+    for name in "ab":
+        assert [r["i"] for r in records if r["writer"] == name] == list(range(1000))
+    assert len({r["id"] for r in records}) == 2000
+
+
+def test_unreadable_line_is_skipped_and_counted(tmp_path):
+    ledger = Ledger(tmp_path)
+    ledger.append({"input_key": "a", "result": "1"})
+    with open(ledger.path, "ab") as handle:
+        handle.write(b'{"input_key": "b", "res')          # a torn write
+    second = ledger.append({"input_key": "a", "result": "1"})
+    assert [r["run"] for r in ledger.records()] == [1, 2] and ledger.skipped == 1
+    assert second["run"] == 2
+
+
+def record(ledger, result, env=None):
+    return ledger.append({"input_key": "same", "result": result, "time": "2026-11-20T12:04:00+00:00",
+                          "env": env or {"keras": "3.15.1"}})
+
+
+def test_verdicts(tmp_path):
+    ledger = Ledger(tmp_path)
+    first = record(ledger, "r1")
+    assert ledger.verdict(first).status == "first"
+    same = record(ledger, "r1")
+    assert str(ledger.verdict(same)) == "run #2: same inputs as run #1 (2026-11-20 12:04) → identical ✓"
+    differs = record(ledger, "r2", {"keras": "3.16.0"})
+    text = str(ledger.verdict(differs))
+    assert text.startswith("⚠ run #3: same inputs as run #2") and "keras 3.15.1 → 3.16.0" in text
+    unexplained = record(ledger, "r3", {"keras": "3.16.0"})
+    assert "environment unchanged, so the fit itself is not deterministic" in str(ledger.verdict(unexplained))
+
+
+def test_history_frame_filters(tmp_path):
+    ledger = Ledger(tmp_path)
+    for model in ("a", "b", "a"):
+        ledger.append({"model": model, "input_key": "k", "result": "r", "metrics": {"loss": 1.5}})
+    frame = history_frame(ledger.records(), model="a", last=1)
+    assert list(frame.index) == [3] and frame.loc[3, "loss"] == 1.5
+
+
+def snapshot_files(tmp_path):
+    store = SnapshotStore(tmp_path)
+    values = [np.arange(12, dtype="float32").reshape(3, 4), np.array([7, 0], dtype="int64")]
+    specs = [("d/kernel", (3, 4), "float32"), ("seed", (2,), "int64")]
+    return store, store.save("model", "f" * 32, specs, values), values
+
+
+def test_store_round_trip_and_no_temporary_files_left(tmp_path):
+    store, manifest, values = snapshot_files(tmp_path)
+    loaded = store.load(store.saved("model")[-1])
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(loaded, values))
+    assert sorted(p.name for p in store.directory.iterdir()) == ["model-ffffffffffffffff.bin",
+                                                                 "model-ffffffffffffffff.json"]
+
+
+def test_truncated_snapshot_is_refused_naming_the_file(tmp_path):
+    store, manifest, _ = snapshot_files(tmp_path)
+    data = store.directory / manifest["data"]
+    data.write_bytes(data.read_bytes()[:-5])
+    with pytest.raises(CorruptSnapshot, match=f"snapshot file {data} is truncated .59 of 64 bytes.; it was not loaded"):
+        store.load(manifest)
+
+
+def test_corrupted_snapshot_is_refused(tmp_path):
+    store, manifest, _ = snapshot_files(tmp_path)
+    data = store.directory / manifest["data"]
+    raw = bytearray(data.read_bytes())
+    raw[3] ^= 1
+    data.write_bytes(bytes(raw))
+    with pytest.raises(CorruptSnapshot, match="does not match its checksum"):
+        store.load(manifest)
+
+
+def test_environment_diff_names_what_changed():
+    here = collect()
+    assert {"python", "numpy", "keras", "keras backend", "PYTHONHASHSEED", "op determinism"} <= set(here)
+    other = Environment(here, numpy="0.0.1")
+    assert other.diff(here) == [("numpy", "0.0.1", here["numpy"])]
+    assert Environment(keras="3.1 (not imported)").diff({"keras": "3.1"}) == []
+
+
+def test_input_fingerprints_name_each_argument():
+    x = np.ones((4, 2), "float32")
+    base = fit_arguments({"x": x, "y": x[:, 0], "epochs": 3, "verbose": 0, "callbacks": None})
+    assert set(base) == {"x", "y", "callbacks", "arguments"}
+    assert fit_arguments({"x": x.copy(), "y": x[:, 0], "epochs": 3, "verbose": 2, "callbacks": None}) == base
+    changed = fit_arguments({"x": x * 2, "y": x[:, 0], "epochs": 4, "verbose": 0, "callbacks": None})
+    assert [k for k in base if base[k] != changed[k]] == ["x", "arguments"]
+
+
+def test_fingerprint_value_is_content_based():
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
+    assert fingerprint_value(frame) == fingerprint_value(frame.copy())
+    assert fingerprint_value(frame) != fingerprint_value(frame.assign(b=["x", "z"]))
+    assert fingerprint_value(np.zeros(3, "float32")) != fingerprint_value(np.zeros(3, "float64"))
+    assert fingerprint_value(object()) == fingerprint_value(object())  # type only, never repr
+
+    class Noisy:
+        def __init__(self, scale, rng=None):
+            self.scale, self.rng = scale, np.random.default_rng()
+    assert fingerprint_value(Noisy(0.1)) == fingerprint_value(Noisy(0.1)) != fingerprint_value(Noisy(0.2))

@@ -103,7 +103,7 @@ def _when(record: dict) -> str:
 class Verdict:
     """One line under a fit cell: first run, identical to an earlier one, or different."""
 
-    status: str  # "first" | "identical" | "differs"
+    status: str  # "first" | "identical" | "differs" | "cached"
     record: dict
     earlier: Optional[dict] = None
     env_changes: List[Tuple[str, str, str]] = field(default_factory=list)
@@ -112,6 +112,9 @@ class Verdict:
         run = self.record.get("run", "?")
         if self.status == "first":
             return f"run #{run}: first run with these inputs"
+        if self.status == "cached":
+            return (f"run #{run}: result from run #{self.earlier['run']} ({_when(self.earlier)}), restored "
+                    "from the cache; training skipped")
         head = f"run #{run}: same inputs as run #{self.earlier['run']} ({_when(self.earlier)})"
         if self.status == "identical":
             return f"{head} → identical ✓"

@@ -7,6 +7,7 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
     c.ReproMagics.deterministic = True  # TensorFlow op determinism
     c.ReproMagics.reseed_cells = True   # reseed from (seed, cell text) before every cell
     c.ReproMagics.store = ".repro"      # ledger and snapshots, beside the notebook ("" = off)
+    c.ReproMagics.cache_max_bytes = 2**30  # cap on stored final states for --cache
 
 or, in a running session, ``%config ReproMagics.seed = 42``.
 """
@@ -22,11 +23,13 @@ from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 
 from . import environment
 from .errors import ReproError
+from .cache import Replayer, StateCache
 from .fit import FitCalls, finish_fit, start_fit
-from .ledger import Ledger, history_frame
+from .ledger import Ledger, Verdict, history_frame
 from .seeding import Seeder, validate_seed
-from .snapshot import Snapshot
+from .snapshot import Snapshot, assign_variables, read_variables
 from .store import CorruptSnapshot, SnapshotStore
+from .trials import initial_state, trial_row, trial_seeds, trials_frame
 
 
 @contextlib.contextmanager
@@ -53,6 +56,9 @@ class ReproMagics(Magics):
     store = Unicode(".repro", help=(
         "Folder for the run ledger and saved snapshots, relative to the kernel's working "
         "directory (the notebook's folder). Empty: keep nothing on disk.")).tag(config=True)
+    cache_max_bytes = Int(2**30, help=(
+        "Size cap of the states kept for %%repro_fit --cache; the least recently used "
+        "go first.")).tag(config=True)
 
     def __init__(self, shell=None, **kwargs):
         self.seeder = Seeder()  # before traitlets load config, which may seed
@@ -122,6 +128,13 @@ class ReproMagics(Magics):
     @magic_arguments()
     @argument("model", nargs="?", help="The model (or snapshot name); optional with one snapshot.")
     @argument("--seed", type=int, help="Seed for this fit (default: the session seed).")
+    @argument("--trials", type=int, help="Run the cell once per seed: the session seed and the N-1 after it.")
+    @argument("--seeds", help="Seeds for the trials, comma-separated, e.g. 1,2,3.")
+    @argument("--metric", action="append", default=[],
+              help="A variable the cell sets (e.g. test_rmse), collected per trial; repeatable.")
+    @argument("--cache", action="store_true",
+              help="Skip training when an earlier run with the same inputs stored its result.")
+    @argument("--verify", action="store_true", help="With --cache: train anyway and compare with the stored result.")
     @cell_magic
     def repro_fit(self, line, cell):
         """Reseed, restore the snapshot, recompile with a fresh optimizer, then run
@@ -132,25 +145,70 @@ class ReproMagics(Magics):
         seed = self.seeder.seed if args.seed is None else args.seed
         if seed is None:
             raise UsageError("no seed: run %repro_seed 42 first, or pass --seed 42")
+        if (args.cache or args.verify) and not self.store:
+            raise UsageError("--cache needs a store: set %config ReproMagics.store = '.repro'")
+        if args.verify and not args.cache:
+            raise UsageError("--verify goes with --cache: %%repro_fit --cache --verify")
+        if args.trials is None and args.seeds is None:
+            if args.metric:
+                raise UsageError("--metric goes with --trials N or --seeds 1,2,3")
+            return self._fit_once(model, snapshot, seed, cell, args)
+        with _as_usage_error():
+            seeds = trial_seeds(seed, args.trials, args.seeds)
+        return self._trials(model, snapshot, seed, seeds, cell, args)
+
+    def _fit_once(self, model, snapshot, seed, cell, args, state=None):
         started = time.perf_counter()
         with _as_usage_error():
-            report = start_fit(model, snapshot, seed, self.seeder, label=snapshot.variable, source=cell)
+            report = start_fit(model, snapshot, seed, self.seeder, label=snapshot.variable, source=cell, state=state)
+        ledger = self._ledger
+        records = ledger.records() if ledger is not None else []
+        cache = StateCache(self.store, self.cache_max_bytes) if args.cache else None
+        replayer = Replayer(cache, records, report, model, args.verify) if cache else None
         outer = self.shell.displayhook.exec_result  # run_cell clears it; the report is ours
-        with self.seeder.paused(), FitCalls(model) as calls:
+        with self.seeder.paused(), FitCalls(model, replay=replayer) as calls:
             result = self.shell.run_cell(cell)
         self.shell.displayhook.exec_result = outer
         finish_fit(model, report, started, result.success, calls)
         if not result.success:
             raise UsageError(f"the fit cell did not finish ({type(result.error_in_exec or result.error_before_exec).__name__}); "
                              "run it again: it restarts from the snapshot")
-        ledger = self._ledger
         if ledger is not None:
-            record = report.record(environment.collect())
-            verdict = ledger.verdict(record)
-            record.update(verdict=verdict.status, same_inputs_as=verdict.earlier and verdict.earlier["run"])
-            verdict.record = ledger.append(record)
-            report.run, report.verdict = verdict.record["run"], verdict
+            self._record(report, ledger, records, calls, replayer, cache, model)
         return report
+
+    def _record(self, report, ledger, records, calls, replayer, cache, model):
+        record = report.record(environment.collect())
+        if calls.replayed:
+            verdict = Verdict("cached", record, replayer.source)
+            record["cached_from"] = replayer.source["run"]
+        else:
+            verdict = ledger.verdict(record, records)
+            if cache is not None and replayer.refused is None and len(calls.calls) == 1:
+                cache.save(report.fingerprint, model, calls.history)
+                record["state"] = True
+        record.update(verdict=verdict.status, same_inputs_as=verdict.earlier and verdict.earlier["run"])
+        verdict.record = ledger.append(record)
+        report.run, report.verdict = verdict.record["run"], verdict
+        report.note = replayer.note if replayer is not None and not calls.replayed else None
+
+    def _trials(self, model, snapshot, session_seed, seeds, cell, args):
+        rows, session_state = [], None
+        for number, seed in enumerate(seeds, 1):
+            print(f"trial {number}/{len(seeds)}: seed {seed}", flush=True)
+            with _as_usage_error():
+                state = None if seed == session_seed else initial_state(model, snapshot, seed)
+            report = self._fit_once(model, snapshot, seed, cell, args, state)
+            with _as_usage_error():
+                rows.append(trial_row(seed, report.metrics,
+                                      {name: self.shell.user_ns.get(name) for name in args.metric}))
+            print("    " + ", ".join(f"{k} {v:.6g}" for k, v in rows[-1].items() if k != "seed")
+                  + f" ({report.seconds:.1f} s)", flush=True)
+            if seed == session_seed:
+                session_state = read_variables(model)
+        if session_state is not None and seeds[-1] != session_seed:
+            assign_variables(model, session_state)  # the model holds the session seed's result
+        return trials_frame(rows)
 
     @magic_arguments()
     @argument("--model", help="Only the runs of this model.")

@@ -13,7 +13,7 @@ import copy
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -43,6 +43,11 @@ def variable_specs(model) -> List[Spec]:
 def read_variables(model) -> List[np.ndarray]:
     """A private NumPy copy of every variable, in ``model.variables`` order."""
     return [np.array(v.numpy(), copy=True) for v in model.variables]
+
+
+def assign_variables(model, values: List[np.ndarray]) -> None:
+    for variable, value in zip(model.variables, values):
+        variable.assign(value)
 
 
 def model_fingerprint(model) -> str:
@@ -123,8 +128,9 @@ class Snapshot:
     def new_optimizer(self):
         return self.optimizer_class.from_config(copy.copy(self.optimizer_config))
 
-    def restore(self, model) -> None:
-        """Recompile with a new optimizer and put every variable back.
+    def restore(self, model, values: Optional[List[np.ndarray]] = None) -> None:
+        """Recompile with a new optimizer and put every variable back (from the
+        snapshot, or from ``values`` of the same shapes, e.g. a seed trial's state).
 
         Everything that can fail (structure check, optimizer construction) runs
         before the model is touched.
@@ -133,8 +139,7 @@ class Snapshot:
         self.check(model)
         optimizer = self.new_optimizer()
         model.compile(**dict(self.compile_kwargs, optimizer=optimizer))
-        for variable, value in zip(model.variables, self.values):
-            variable.assign(value)
+        assign_variables(model, self.values if values is None else values)
         model.reset_metrics()
 
     def __repr__(self) -> str:

@@ -49,14 +49,17 @@ def _atomic_write(path: Path, chunks) -> str:
 
 
 class SnapshotStore:
-    def __init__(self, directory: os.PathLike):
-        self.directory = Path(directory) / "snapshots"
+    def __init__(self, directory: os.PathLike, folder: str = "snapshots"):
+        self.directory = Path(directory) / folder
 
     def _stem(self, name: str, fingerprint: str) -> str:
         return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{fingerprint[:16]}"
 
-    def save(self, name: str, fingerprint: str, specs, values: List[np.ndarray]) -> dict:
-        """Write one snapshot (replacing a same-content copy); returns its manifest."""
+    def save(self, name: str, fingerprint: str, specs, values: List[np.ndarray], extra=None) -> dict:
+        """Write one snapshot (replacing a same-content copy); returns its manifest.
+
+        ``extra`` (JSON-able) is kept in the manifest, e.g. a training History.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         stem = self._stem(name, fingerprint)
         data = self.directory / f"{stem}.bin"
@@ -65,10 +68,20 @@ class SnapshotStore:
         manifest = {"format": FORMAT, "name": name, "fingerprint": fingerprint, "created": time.time(),
                     "data": data.name, "nbytes": offsets[-1], "checksum": checksum,
                     "variables": [{"path": p, "shape": list(s), "dtype": d, "offset": o}
-                                  for (p, s, d), o in zip(specs, offsets)]}
+                                  for (p, s, d), o in zip(specs, offsets)], "extra": extra or {}}
         _atomic_write(self.directory / f"{stem}.json", [json.dumps(manifest, indent=1).encode()])
         manifest["manifest"] = str(self.directory / f"{stem}.json")
         return manifest
+
+    def find(self, name: str, fingerprint: str):
+        """The manifest stored for exactly this content, or None."""
+        path = self.directory / f"{self._stem(name, fingerprint)}.json"
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        manifest["manifest"] = str(path)
+        return manifest if manifest.get("fingerprint") == fingerprint else None
 
     def saved(self, name: str) -> List[dict]:
         """Manifests stored under ``name``, oldest first (unreadable ones are skipped)."""

@@ -1,0 +1,153 @@
+"""Instant revisits: replay a fit whose result is already known.
+
+With ``%%repro_fit --cache``, a trained run's final state (model and optimizer
+variables) and its History are stored in ``<store>/states/``. When a later fit call has
+the same input key as a run with a stored state, training is skipped: the variables are
+restored and the stored History is returned from ``model.fit``; the rest of the cell
+runs as usual. This is only sound because the fit is reproducible — and only when the
+fit has no effects beyond the model: callbacks that write files or logs, send data, or
+run code the cache cannot know, make the fit train instead (one-line reason).
+The folder is kept under ``max_bytes`` by evicting the least recently used states.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import numpy as np
+
+from .snapshot import read_variables, variable_specs
+from .store import SnapshotStore
+
+#: Keras callbacks whose whole effect is on the model and its History.
+REPLAYABLE = {"EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN",
+              "History", "ProgbarLogger"}
+EFFECTS = {"ModelCheckpoint": "writes checkpoint files", "TensorBoard": "writes TensorBoard logs",
+           "CSVLogger": "writes a CSV log", "BackupAndRestore": "writes backups",
+           "RemoteMonitor": "sends logs to a server", "LambdaCallback": "runs arbitrary code",
+           "SwapEMAWeights": "swaps weights in and out"}
+
+
+def refusal(callbacks) -> Optional[str]:
+    """Why a fit with these callbacks cannot be replayed from the cache, or None."""
+    for callback in callbacks or ():
+        name, module = type(callback).__name__, type(callback).__module__
+        builtin = module.startswith("keras.")
+        if builtin and name in REPLAYABLE:
+            continue
+        if builtin and name in EFFECTS:
+            return f"{name} {EFFECTS[name]}, which a cache cannot replay"
+        return f"custom callback {name} may have effects a cache cannot replay"
+    return None
+
+
+def _optimizer_variables(model) -> List:
+    optimizer = getattr(model, "optimizer", None)
+    return list(optimizer.variables) if optimizer is not None and optimizer.built else []
+
+
+class StateCache:
+    def __init__(self, directory: os.PathLike, max_bytes: int = 2**30):
+        self.store = SnapshotStore(directory, "states")
+        self.max_bytes = max_bytes
+
+    def save(self, result: str, model, history) -> dict:
+        """Store the model's final variables, its optimizer's, and the History."""
+        optimizer = _optimizer_variables(model)
+        values = read_variables(model) + [np.array(v.numpy(), copy=True) for v in optimizer]
+        specs = variable_specs(model) + [(v.path, tuple(v.shape), str(v.dtype)) for v in optimizer]
+        extra = {"model_variables": len(model.variables),
+                 "history": {k: [float(x) for x in v] for k, v in (history.history or {}).items()},
+                 "params": {k: v for k, v in (history.params or {}).items() if isinstance(v, (int, float, str))},
+                 "epoch": list(getattr(history, "epoch", []))}
+        manifest = self.store.save("state", result, specs, values, extra)
+        self.evict(keep=manifest["data"])
+        return manifest
+
+    def find(self, result: str) -> Optional[dict]:
+        return self.store.find("state", result)
+
+    def restore(self, manifest: dict, model):
+        """Put the stored state into ``model``; the stored History. Raises
+        ``CorruptSnapshot`` (and changes nothing) if the files do not verify."""
+        from keras.callbacks import History
+
+        arrays = self.store.load(manifest)
+        extra = manifest["extra"]
+        count = extra["model_variables"]
+        for variable, value in zip(model.variables, arrays[:count]):
+            variable.assign(value)
+        optimizer_values = arrays[count:]
+        if optimizer_values and model.optimizer is not None:
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            if len(model.optimizer.variables) == len(optimizer_values):
+                for variable, value in zip(model.optimizer.variables, optimizer_values):
+                    variable.assign(value)
+        history = History()
+        history.history = {k: list(v) for k, v in extra["history"].items()}
+        history.params, history.epoch = dict(extra["params"]), list(extra["epoch"])
+        history.set_model(model)
+        model.history = history
+        os.utime(manifest["manifest"])  # most recently used
+        return history
+
+    def evict(self, keep: str = "") -> List[str]:
+        """Delete least recently used states until the folder fits ``max_bytes``."""
+        folder = self.store.directory
+        entries = []
+        for manifest in folder.glob("*.json"):
+            data = manifest.with_suffix(".bin")
+            size = manifest.stat().st_size + (data.stat().st_size if data.exists() else 0)
+            entries.append((manifest.stat().st_mtime, manifest, data, size))
+        total = sum(entry[3] for entry in entries)
+        removed = []
+        for _, manifest, data, size in sorted(entries, key=lambda e: e[0]):
+            if total <= self.max_bytes:
+                break
+            if data.name == keep:
+                continue
+            manifest.unlink()  # manifest first: a state without one is never used
+            data.unlink(missing_ok=True)
+            total -= size
+            removed.append(data.name)
+        return removed
+
+
+class Replayer:
+    """The ``replay`` hook ``FitCalls`` asks at the first ``fit`` call of a cell."""
+
+    def __init__(self, cache: StateCache, records: List[dict], report, model, verify: bool = False):
+        self.cache, self.records, self.report, self.model = cache, records, report, model
+        self.verify = verify
+        self.refused: Optional[str] = None
+        self.source: Optional[dict] = None  # the earlier run replayed (or to verify against)
+        self.note: Optional[str] = None
+
+    def __call__(self, arguments: dict, inputs: dict):
+        from .ledger import input_key
+        from .store import CorruptSnapshot
+
+        self.refused = refusal(arguments.get("callbacks"))
+        if self.refused:
+            self.note = f"cache not used: {self.refused}; trained instead"
+            return None
+        key = input_key(self.report.snapshot_fingerprint, self.report.seed, self.report.cell, inputs)
+        for record in reversed(self.records):
+            if record.get("input_key") != key or not record.get("state"):
+                continue
+            manifest = self.cache.find(record["result"])
+            if manifest is None:
+                continue
+            if self.verify:
+                self.source = record
+                return None
+            try:
+                history = self.cache.restore(manifest, self.model)
+            except CorruptSnapshot as error:
+                self.note = f"⚠ cache entry ignored: {error}; trained instead"
+                return None
+            self.source = record
+            return history
+        self.note = "cache: no stored result for these inputs yet; trained and stored"
+        return None

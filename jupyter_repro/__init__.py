@@ -1,21 +1,33 @@
 """jupyter-repro: bit-identical Keras training in Jupyter notebooks.
 
-``%load_ext jupyter_repro`` adds ``%repro_seed``, ``%repro_snapshot`` and
-``%%repro_fit``. The core (``seeding``, ``snapshot``, ``fit``) is plain Python and
-works from scripts too. Importing this package never imports TensorFlow.
+``%load_ext jupyter_repro`` adds ``%repro_seed``, ``%repro_snapshot``, ``%%repro_fit``,
+``%repro_history`` and ``%repro_env``. The core (``seeding``, ``snapshot``, ``fit``,
+``ledger``...) is plain Python and works from scripts too. Importing this package
+imports neither TensorFlow nor NumPy: names below load their module on first use, so
+``%load_ext`` at kernel start stays in the milliseconds.
 """
-from .errors import ModelError, ReproError, SeedError, SnapshotMismatch
-from .fit import FitReport, reproducible_fit
-from .seeding import SeedReport, Seeder, cell_seed, hash_seed_at_start, seed_everything
-from .snapshot import Snapshot, model_fingerprint
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "FitReport", "ModelError", "ReproError", "SeedError", "SeedReport", "Seeder",
-    "Snapshot", "SnapshotMismatch", "cell_seed", "hash_seed_at_start", "model_fingerprint",
-    "reproducible_fit", "seed_everything",
-]
+_EXPORTS = {
+    "ModelError": "errors", "ReproError": "errors", "SeedError": "errors", "SnapshotMismatch": "errors",
+    "FitReport": "fit", "reproducible_fit": "fit",
+    "SeedReport": "seeding", "Seeder": "seeding", "cell_seed": "seeding", "hash_seed_at_start": "seeding",
+    "seed_everything": "seeding",
+    "Snapshot": "snapshot", "model_fingerprint": "snapshot",
+    "Ledger": "ledger",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _loaded = {}
 

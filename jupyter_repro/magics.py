@@ -21,15 +21,12 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 
-from . import environment
 from .errors import ReproError
-from .cache import Replayer, StateCache
-from .fit import FitCalls, finish_fit, start_fit
-from .ledger import Ledger, Verdict, history_frame
+from .ledger import Ledger, Verdict
 from .seeding import Seeder, validate_seed
-from .snapshot import Snapshot, assign_variables, read_variables
-from .store import CorruptSnapshot, SnapshotStore
-from .trials import initial_state, trial_row, trial_seeds, trials_frame
+
+# The rest of the core (fit, snapshot, cache, store, trials, environment) imports NumPy;
+# it is imported inside the magics that use it, so %load_ext at kernel start does not.
 
 
 @contextlib.contextmanager
@@ -116,6 +113,8 @@ class ReproMagics(Magics):
     def repro_snapshot(self, line):
         """Register MODEL's current state (every variable, and its compile settings)
         as the state each ``%%repro_fit`` starts from."""
+        from .snapshot import Snapshot
+
         args = parse_argstring(self.repro_snapshot, line)
         model = self._user_variable(args.model)
         with _as_usage_error():
@@ -153,11 +152,16 @@ class ReproMagics(Magics):
             if args.metric:
                 raise UsageError("--metric goes with --trials N or --seeds 1,2,3")
             return self._fit_once(model, snapshot, seed, cell, args)
+        from .trials import trial_seeds
+
         with _as_usage_error():
             seeds = trial_seeds(seed, args.trials, args.seeds)
         return self._trials(model, snapshot, seed, seeds, cell, args)
 
     def _fit_once(self, model, snapshot, seed, cell, args, state=None):
+        from .cache import Replayer, StateCache
+        from .fit import FitCalls, finish_fit, start_fit
+
         started = time.perf_counter()
         with _as_usage_error():
             report = start_fit(model, snapshot, seed, self.seeder, label=snapshot.variable, source=cell, state=state)
@@ -178,6 +182,8 @@ class ReproMagics(Magics):
         return report
 
     def _record(self, report, ledger, records, calls, replayer, cache, model):
+        from . import environment
+
         record = report.record(environment.collect())
         if calls.replayed:
             verdict = Verdict("cached", record, replayer.source)
@@ -193,6 +199,9 @@ class ReproMagics(Magics):
         report.note = replayer.note if replayer is not None and not calls.replayed else None
 
     def _trials(self, model, snapshot, session_seed, seeds, cell, args):
+        from .snapshot import assign_variables, read_variables
+        from .trials import initial_state, trial_row, trials_frame
+
         rows, session_state = [], None
         for number, seed in enumerate(seeds, 1):
             print(f"trial {number}/{len(seeds)}: seed {seed}", flush=True)
@@ -216,6 +225,8 @@ class ReproMagics(Magics):
     @line_magic
     def repro_history(self, line):
         """The recorded runs as a DataFrame: inputs and result fingerprints, verdict, metrics."""
+        from .ledger import history_frame
+
         args = parse_argstring(self.repro_history, line)
         if self._ledger is None:
             raise UsageError("no ledger: ReproMagics.store is empty; set it, e.g. %config ReproMagics.store = '.repro'")
@@ -224,6 +235,8 @@ class ReproMagics(Magics):
     @line_magic
     def repro_env(self, line):
         """Versions, devices and determinism flags a result depends on."""
+        from . import environment
+
         if line.strip():
             raise UsageError("%repro_env takes no arguments")
         return environment.collect()
@@ -233,8 +246,10 @@ class ReproMagics(Magics):
     def _ledger(self):
         return Ledger(self.store) if self.store else None
 
-    def _persist(self, snapshot: Snapshot) -> str:
+    def _persist(self, snapshot) -> str:
         """Save ``snapshot``; say how it compares with the one saved under its name before."""
+        from .store import CorruptSnapshot, SnapshotStore
+
         if not self.store:
             return "not saved (ReproMagics.store is empty)"
         store = SnapshotStore(self.store)
@@ -260,7 +275,7 @@ class ReproMagics(Magics):
             raise UsageError(f"name '{name}' is not defined in the notebook: define the model first")
         return namespace[name]
 
-    def _snapshot_for(self, name) -> Snapshot:
+    def _snapshot_for(self, name):
         if not self.snapshots:
             raise UsageError("no snapshot registered: run %repro_snapshot MODEL after compiling it")
         if name is None:

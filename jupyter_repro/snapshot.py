@@ -41,8 +41,18 @@ def variable_specs(model) -> List[Spec]:
 
 
 def read_variables(model) -> List[np.ndarray]:
-    """A private NumPy copy of every variable, in ``model.variables`` order."""
-    return [np.array(v.numpy(), copy=True) for v in model.variables]
+    """A private NumPy copy of every variable, in ``model.variables`` order.
+
+    ``Variable.numpy()`` already returns an array that owns its memory on TensorFlow
+    (measured: one memory copy); a second copy is made only for an array that does
+    not (a view a backend could change under us).
+    """
+    return [_owned(v.numpy()) for v in model.variables]
+
+
+def _owned(array) -> np.ndarray:
+    array = np.asarray(array)
+    return array if array.flags.owndata and array.flags.writeable else array.copy()
 
 
 def assign_variables(model, values: List[np.ndarray]) -> None:

@@ -1,0 +1,93 @@
+"""FD001 MLP fits: %%repro_fit overhead, cost of op determinism, cached revisits,
+and input fingerprinting as a share of the fit."""
+from __future__ import annotations
+
+import tempfile
+
+from common import CMAPSS_DIR, Comparison, interleaved, timed
+
+PREPARE = '''
+import numpy as np, keras
+from sklearn.model_selection import GroupShuffleSplit
+from sklearn.preprocessing import MinMaxScaler
+from jupyter_repro.datasets import SENSORS, load_or_synthesize
+data = load_or_synthesize({data_dir!r})
+train = data.train.copy()
+train["rul"] = (train.groupby("unit").cycle.transform("max") - train.cycle).clip(upper=125)
+train[SENSORS] = MinMaxScaler().fit_transform(train[SENSORS])
+fit_rows, val_rows = next(GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=42).split(train, groups=train.unit))
+smoothed = train.copy()
+smoothed[SENSORS] = train.groupby("unit")[SENSORS].ewm(alpha=0.4).mean().reset_index(level=0, drop=True)
+X_fit, y_fit = smoothed[SENSORS].iloc[fit_rows].to_numpy("float32"), smoothed.rul.iloc[fit_rows].to_numpy("float32")
+X_val, y_val = smoothed[SENSORS].iloc[val_rows].to_numpy("float32"), smoothed.rul.iloc[val_rows].to_numpy("float32")
+model = keras.Sequential([keras.Input((21,)), keras.layers.Dense(16, activation="relu"),
+    keras.layers.Dense(32, activation="relu"), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1)])
+model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+initial = model.get_weights()
+'''
+FIT = "history = model.fit(X_fit, y_fit, validation_data=(X_val, y_val), epochs={epochs}, batch_size=32, verbose=0)"
+PLAIN = "model.compile(optimizer=keras.optimizers.Adam(), loss='mse')\nmodel.set_weights(initial)\n" + FIT
+
+
+def shell():
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    config.ReproMagics.store = tempfile.mkdtemp(prefix="repro-bench-")
+    ip = InteractiveShell.instance(config=config)
+    ip.run_line_magic("load_ext", "jupyter_repro")
+    return ip
+
+
+def run(ip, source):
+    result = ip.run_cell(source, silent=True)
+    result.raise_error()
+    return result.result
+
+
+def main(epochs: int = 20, repeat: int = 5) -> list[Comparison]:
+    import os
+
+    ip = shell()
+    run(ip, "%repro_seed 42")
+    data_dir = CMAPSS_DIR if os.path.isfile(os.path.join(CMAPSS_DIR, "train_FD001.txt")) else None
+    run(ip, PREPARE.format(data_dir=data_dir))
+    run(ip, "%repro_snapshot model")
+    fit = FIT.format(epochs=epochs)
+    results = [interleaved(f"`%%repro_fit` vs plain compile + fit (FD001 MLP, {epochs} epochs)",
+                           lambda: run(ip, "%%repro_fit model\n" + fit),
+                           lambda: run(ip, PLAIN.format(epochs=epochs)), repeat, goal="≤ 1.02")]
+
+    from tensorflow.python.framework import config as tf_config
+
+    def fit_with(determinism):
+        (tf_config.enable_op_determinism if determinism else tf_config.disable_op_determinism)()
+        run(ip, "%%repro_fit model\n" + fit)
+
+    results.append(interleaved(f"op determinism on vs off (FD001 MLP, {epochs} epochs)",
+                               lambda: fit_with(True), lambda: fit_with(False), repeat, goal="≤ 1.05"))
+    tf_config.enable_op_determinism()
+
+    run(ip, "%%repro_fit model --cache\n" + fit)  # trains and stores the final state
+    results.append(interleaved(f"cached revisit (`--cache`) vs the fit it replaces ({epochs} epochs)",
+                               lambda: run(ip, "%%repro_fit model --cache\n" + fit),
+                               lambda: run(ip, "%%repro_fit model --cache --verify\n" + fit), repeat,
+                               warmup=0, goal="≤ 0.01 (≥ 100× faster)"))
+
+    from jupyter_repro.fit import fit_arguments
+
+    arguments = run(ip, "dict(x=X_fit, y=y_fit, validation_data=(X_val, y_val), epochs=%d, batch_size=32, "
+                        "callbacks=None, sample_weight=None, class_weight=None)" % epochs)
+    fit_seconds = results[0].subject
+    hashing = [timed(lambda: fit_arguments(arguments)) for _ in range(repeat)]
+    share = Comparison(f"fingerprinting the fit's inputs vs the fit ({epochs} epochs)", hashing, fit_seconds,
+                       goal="≤ 0.01")
+    print(share)
+    results.append(share)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Timing helpers: every figure is a ratio to a plain alternative timed in the same run.
+
+The machine is shared and noisy, so absolute seconds mean little; runs of the two
+sides are interleaved (A B A B ...) and the median of the per-pair ratios is reported
+with its spread (min-max over the pairs).
+"""
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, List
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+CMAPSS_DIR = os.environ.get("CMAPSS_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                                                           "data", "cmapss")
+
+
+@dataclass
+class Comparison:
+    name: str
+    subject: List[float]     # seconds, one per repetition
+    baseline: List[float]
+    goal: str = ""
+    note: str = ""
+
+    @property
+    def ratios(self) -> List[float]:
+        return [s / b for s, b in zip(self.subject, self.baseline)]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+    def row(self) -> str:
+        med = statistics.median
+        return (f"| {self.name} | {med(self.subject) * 1e3:,.1f} ms (min {min(self.subject) * 1e3:,.1f}, "
+                f"max {max(self.subject) * 1e3:,.1f}) | {med(self.baseline) * 1e3:,.1f} ms "
+                f"(min {min(self.baseline) * 1e3:,.1f}, max {max(self.baseline) * 1e3:,.1f}) | "
+                f"**{self.ratio:.3g}** ({min(self.ratios):.3g}–{max(self.ratios):.3g}) | {self.goal} |")
+
+    def __str__(self) -> str:
+        return (f"{self.name}: ratio {self.ratio:.3g} (pairs {min(self.ratios):.3g}–{max(self.ratios):.3g}); "
+                f"median {statistics.median(self.subject):.4f} s vs {statistics.median(self.baseline):.4f} s; "
+                f"goal {self.goal}")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    gc.collect()
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def interleaved(name: str, subject: Callable, baseline: Callable, repeat: int = 5, warmup: int = 1,
+                goal: str = "") -> Comparison:
+    for _ in range(warmup):
+        baseline()
+        subject()
+    pairs = [(timed(subject), timed(baseline)) for _ in range(repeat)]
+    result = Comparison(name, [p[0] for p in pairs], [p[1] for p in pairs], goal)
+    print(result, flush=True)
+    return result

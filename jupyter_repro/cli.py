@@ -82,8 +82,11 @@ class InstallKernelApp(Application):
     user = Bool(False, help="Install for the current user.").tag(config=True)
     sys_prefix = Bool(False, help="Install into this environment (sys.prefix).").tag(config=True)
     prefix = Unicode("", help="Install under this prefix (PREFIX/share/jupyter/kernels).").tag(config=True)
+    backend = Unicode("", help="Keras backend for this kernel: tensorflow, jax or torch "
+                               "(default: KERAS_BACKEND / keras.json).").tag(config=True)
     aliases = {"name": "InstallKernelApp.kernel_name", "display-name": "InstallKernelApp.display_name",
-               "seed": "InstallKernelApp.seed", "prefix": "InstallKernelApp.prefix"}
+               "seed": "InstallKernelApp.seed", "prefix": "InstallKernelApp.prefix",
+               "backend": "InstallKernelApp.backend"}
     flags = {"user": ({"InstallKernelApp": {"user": True}}, "Install for the current user."),
              "sys-prefix": ({"InstallKernelApp": {"sys_prefix": True}}, "Install into sys.prefix.")}
 
@@ -95,7 +98,7 @@ class InstallKernelApp(Application):
         prefix = sys.prefix if self.sys_prefix else (self.prefix or None)
         try:
             where = install_kernel(self.kernel_name, self.display_name or None, self.seed,
-                                   user=self.user or prefix is None, prefix=prefix)
+                                   user=self.user or prefix is None, prefix=prefix, backend=self.backend or None)
         except ReproError as error:
             _fail(f"jupyter-repro install-kernel: {error}", 2)
         print(f"installed kernelspec '{self.kernel_name}' (seed {self.seed}, PYTHONHASHSEED={self.seed}) in {where}")

@@ -59,13 +59,38 @@ def collect() -> "Environment":
         "tensorflow": _version("tensorflow", "tensorflow", "tensorflow-cpu"),
         "cuda": "none",
         "cudnn": "none",
+        "jax": _version("jax"),
+        "jaxlib": _version("jaxlib"),
+        "torch": _version("torch"),
         "TF_DETERMINISTIC_OPS": os.environ.get("TF_DETERMINISTIC_OPS", "unset"),
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", "unset"),
+        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG", "unset"),
         "PYTHONHASHSEED": f"fixed at start ({hash_seed})" if hash_seed is not None else "random",
         "jupyter_repro": _version(_package, "jupyter-repro"),
     }
     facts.update(_tensorflow_facts())
+    facts.update(_jax_facts())
+    facts.update(_torch_facts())
     return Environment(facts)
+
+
+def _jax_facts() -> Dict[str, str]:
+    jax = sys.modules.get("jax")
+    if jax is None or not hasattr(jax, "devices"):
+        return {}
+    return {"jax devices": ", ".join(f"{d.platform}:{d.id}" for d in jax.devices())}
+
+
+def _torch_facts() -> Dict[str, str]:
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "are_deterministic_algorithms_enabled"):
+        return {}
+    facts = {"torch deterministic algorithms": "on" if torch.are_deterministic_algorithms_enabled() else "off",
+             "torch cuDNN benchmark": "on" if torch.backends.cudnn.benchmark else "off",
+             "torch cuda": str(torch.version.cuda or "none")}
+    if torch.cuda.is_available():
+        facts["torch devices"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    return facts
 
 
 class Environment(dict):

@@ -68,11 +68,17 @@ def _feed(digest, value) -> None:
     elif _is_tf_dataset(value):
         digest.update(b"tf.data;")
         digest.update(_dataset_graph_bytes(value))
-    elif hasattr(value, "numpy") and hasattr(value, "dtype") and hasattr(value, "shape"):
-        _feed(digest, np.asarray(value.numpy()))  # a framework tensor
+    elif hasattr(value, "dtype") and hasattr(value, "shape") and (hasattr(value, "__array__") or hasattr(value, "numpy")):
+        _feed(digest, _tensor_to_numpy(value))  # a TensorFlow, JAX or PyTorch tensor
     else:
         digest.update(f"object:{type(value).__module__}.{type(value).__qualname__};".encode())
         _feed(digest, _constructor_arguments(value))
+
+
+def _tensor_to_numpy(tensor) -> np.ndarray:
+    if hasattr(tensor, "detach"):  # PyTorch: off the graph and the GPU first
+        tensor = tensor.detach().cpu()
+    return np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor)
 
 
 def _is_pandas(value) -> bool:

@@ -28,6 +28,7 @@ from typing import Dict, Optional
 import xxhash
 
 from .errors import SeedError
+from . import frameworks
 from .import_hook import ImportHook
 
 MAX_SEED = 2**32 - 1  # NumPy's legacy global RNG takes seeds below 2**32.
@@ -174,16 +175,15 @@ class Seeder:
 
     # -- frameworks -------------------------------------------------------------
     def _apply_frameworks(self, seed: int) -> Dict[str, str]:
-        status = {}
+        status = dict(frameworks.before_import(self.deterministic, _installed))
         pending = {}
-        for name, apply in (("numpy", self._seed_numpy), ("tensorflow", self._seed_tensorflow),
-                            ("keras", self._seed_keras)):
+        for name, apply in frameworks.SEEDERS:
             if name in sys.modules:
-                status[name] = apply(sys.modules[name])
+                status[name] = apply(sys.modules[name], seed, self.deterministic)
             elif _installed(name):
                 pending[name] = self._on_import(apply)
                 status[name] = "armed: seeded the moment it is imported"
-            else:
+            elif name in ("numpy", "tensorflow", "keras"):
                 status[name] = "not installed"
         if pending:
             if self._hook is None:
@@ -195,30 +195,8 @@ class Seeder:
     def _on_import(self, apply):
         def callback(module):
             if self._current is not None:
-                apply(module)
+                apply(module, self._current, self.deterministic)
         return callback
-
-    def _seed_numpy(self, np) -> str:
-        np.random.seed(self._current)
-        return "global RNG seeded"
-
-    def _seed_tensorflow(self, tf) -> str:
-        tf.random.set_seed(self._current)
-        if not self.deterministic:
-            return "seeded; op determinism not requested"
-        tf.config.experimental.enable_op_determinism()
-        return "seeded; op determinism on"
-
-    def _seed_keras(self, keras) -> str:
-        # keras.utils.set_random_seed also reseeds Python and NumPy; keep their
-        # streams where they are, so a cell draws the same numbers whether or not
-        # it is the one that first imports Keras.
-        np = sys.modules["numpy"]  # Keras imports it
-        py_state, np_state = random.getstate(), np.random.get_state()
-        keras.utils.set_random_seed(self._current)
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-        return f"seeded (backend {keras.backend.backend()})"
 
 
 class _Pause:

@@ -1,6 +1,7 @@
 """Drive a real IPython kernel of the current environment through jupyter_client."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -88,3 +89,6 @@ def history_hash(history):
 '''
 
 PYTHON = sys.executable
+
+#: Keras backends whose framework is installed here; CI installs all three (CPU builds).
+BACKENDS = [name for name in ("tensorflow", "jax", "torch") if importlib.util.find_spec(name)]

@@ -2,9 +2,10 @@
 import tempfile
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
-from kernel import QUIET_TF, STATE_HASH, Kernel
+from kernel import BACKENDS, QUIET_TF, STATE_HASH, Kernel
 
 FIRST_CELL = '''import sys
 repro = get_ipython().magics_manager.registry["ReproMagics"]
@@ -30,7 +31,7 @@ def test_profile_config_seeds_before_first_cell_without_importing_tensorflow(tmp
 
 NOTEBOOK = [
     "%load_ext jupyter_repro\n%repro_seed 7",
-    "import numpy as np, keras, tensorflow as tf\n" + STATE_HASH,
+    "import numpy as np, keras\n" + STATE_HASH,
     "X = np.random.normal(size=(128, 5)).astype('float32')\ny = X.sum(1, keepdims=True)",
     "model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation='relu'),\n"
     "    keras.layers.Dropout(0.2), keras.layers.BatchNormalization(), keras.layers.Dense(1)])\n"
@@ -41,16 +42,20 @@ NOTEBOOK = [
 ]
 
 
-def run_notebook():
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in NOTEBOOK])
+def run_notebook(backend):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in NOTEBOOK + [
+        "print(keras.backend.backend())"]])
     client = NotebookClient(notebook, kernel_name="python3", timeout=300,
                             resources={"metadata": {"path": tempfile.mkdtemp(prefix="repro-nb-")}})
     client.execute()
-    return notebook.cells[-1].outputs[0]["text"].strip()
+    assert notebook.cells[-1].outputs[0]["text"].strip() == backend
+    return notebook.cells[-2].outputs[0]["text"].strip()
 
 
-def test_three_fresh_kernels_give_identical_variables(monkeypatch):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_three_fresh_kernels_give_identical_variables(monkeypatch, backend):
     for key, value in QUIET_TF.items():
         monkeypatch.setenv(key, value)
-    results = [run_notebook() for _ in range(3)]
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    results = [run_notebook(backend) for _ in range(3)]
     assert len(results[0]) == 129 and results[0] == results[1] == results[2]

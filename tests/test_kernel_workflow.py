@@ -5,10 +5,11 @@ cell for alpha 1.0 -> 0.4 -> 0.2 -> 0.4. The two alpha=0.4 fits must leave every
 variable and the loss history byte-identical (SHA-256, computed in the kernel
 independently of the package's own fingerprint). The twins run the plain recipe in a
 kernel without the extension and show it differs, so the identity tests can fail.
+Every test runs once per installed Keras backend (TensorFlow, JAX, PyTorch).
 """
 import pytest
 
-from kernel import STATE_HASH, Kernel
+from kernel import BACKENDS, STATE_HASH, Kernel
 
 ALPHAS = (1.0, 0.4, 0.2, 0.4)
 
@@ -59,18 +60,20 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def repro_kernel():
-    with Kernel() as kernel:
+@pytest.fixture(scope="module", params=BACKENDS)
+def repro_kernel(request):
+    with Kernel(env={"KERAS_BACKEND": request.param}) as kernel:
         kernel.run("%load_ext jupyter_repro\n%repro_seed 42")
         kernel.run(SETUP)
+        assert kernel.value("keras.backend.backend()") == request.param
         yield kernel
 
 
-@pytest.fixture(scope="module")
-def plain_kernel():
-    with Kernel() as kernel:
+@pytest.fixture(scope="module", params=BACKENDS)
+def plain_kernel(request):
+    with Kernel(env={"KERAS_BACKEND": request.param}) as kernel:
         kernel.run(SETUP + "\nkeras.utils.set_random_seed(42)")
+        kernel.backend = request.param
         yield kernel
 
 
@@ -113,8 +116,12 @@ def test_twin_plain_recipe_differs_with_optimizer_instance(plain_kernel):
     assert second != again
 
 
-def test_twin_plain_recipe_differs_with_dropout_even_reseeded(plain_kernel):
-    first, second, other, again = fit_plain_recipe(plain_kernel, "c_dropout", reseed_before_fit=True)
+def test_twin_plain_recipe_differs_with_dropout(plain_kernel):
+    """On TensorFlow and JAX even reseeding before each fit does not help: Dropout's
+    SeedGenerator state is not in get_weights(). On PyTorch, reseeding does put the
+    dropout stream back (as measured in issue #7), so there the twin seeds once only."""
+    reseed = plain_kernel.backend != "torch"
+    first, second, other, again = fit_plain_recipe(plain_kernel, "c_dropout", reseed_before_fit=reseed)
     assert second != again
 
 

@@ -9,6 +9,7 @@ builds a brand-new optimizer from them.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
 import time
@@ -34,6 +35,29 @@ def require_model(model, label: str = "the object"):
     if not getattr(model, "compiled", False) or not hasattr(model, "_compile_config"):
         raise ModelError(f"{label} is not compiled: call {label}.compile(...) first")
     return model
+
+
+#: tf.distribute strategies whose fits op determinism covers (tested: Mirrored, MultiWorkerMirrored).
+REPRODUCIBLE_STRATEGIES = {"_DefaultDistributionStrategy", "OneDeviceStrategy", "MirroredStrategy",
+                           "MultiWorkerMirroredStrategy", "CollectiveAllReduceStrategy"}
+
+
+def strategy_scope(model):
+    """The scope of the tf.distribute strategy ``model`` was built under (a no-op
+    context without one): a fresh optimizer must be created there, or its slot
+    variables would not be mirrored. Refuses strategies that cannot be made reproducible."""
+    strategy = getattr(model, "_distribute_strategy", None)
+    if strategy is None:
+        return contextlib.nullcontext()
+    name = type(strategy).__name__
+    if "ParameterServer" in name:
+        raise ModelError(f"{name} cannot be made reproducible: its workers update variables "
+                         "asynchronously and TensorFlow's op determinism does not support it; use "
+                         "MirroredStrategy or MultiWorkerMirroredStrategy")
+    if name not in REPRODUCIBLE_STRATEGIES:
+        raise ModelError(f"{name} is not known to be reproducible; supported: MirroredStrategy, "
+                         "MultiWorkerMirroredStrategy, OneDeviceStrategy")
+    return strategy.scope()
 
 
 def variable_specs(model) -> List[Spec]:
@@ -95,7 +119,8 @@ class Snapshot:
     @classmethod
     def capture(cls, model, name: str) -> "Snapshot":
         require_model(model, repr(name))
-        values = read_variables(model)
+        with strategy_scope(model):  # refuses unsupported strategies before anything else
+            values = read_variables(model)
         optimizer_class, optimizer_config = _optimizer_recipe(model.optimizer)
         return cls(
             name=name,
@@ -147,9 +172,10 @@ class Snapshot:
         """
         require_model(model)
         self.check(model)
-        optimizer = self.new_optimizer()
-        model.compile(**dict(self.compile_kwargs, optimizer=optimizer))
-        assign_variables(model, self.values if values is None else values)
+        with strategy_scope(model):
+            optimizer = self.new_optimizer()
+            model.compile(**dict(self.compile_kwargs, optimizer=optimizer))
+            assign_variables(model, self.values if values is None else values)  # every replica
         model.reset_metrics()
 
     def __repr__(self) -> str:

@@ -40,7 +40,7 @@ def write(results, args):
     lines = [
         "# Performance", "",
         "Every figure is a ratio to the plain alternative timed in the same run, the two sides "
-        "interleaved (A B A B ...). Shown: median seconds (min, max) of each side, and the median of "
+        "interleaved in alternating order (A B, B A, ...). Shown: median seconds (min, max) of each side, and the median of "
         f"the per-pair ratios (min–max over the pairs); {args.repeat} repetitions after one warm-up pair.",
         "Regenerate with `.venv/bin/python benchmarks/run_all.py`.", "",
         f"Run {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on {platform.platform()}, "

@@ -27,7 +27,9 @@ model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
 initial = model.get_weights()
 '''
 FIT = "history = model.fit(X_fit, y_fit, validation_data=(X_val, y_val), epochs={epochs}, batch_size=32, verbose=0)"
-PLAIN = "model.compile(optimizer=keras.optimizers.Adam(), loss='mse')\nmodel.set_weights(initial)\n" + FIT
+# The plain recipe, reseeded like %%repro_fit, so both sides compute the same bits.
+PLAIN = ("keras.utils.set_random_seed(42)\nmodel.compile(optimizer=keras.optimizers.Adam(), loss='mse')\n"
+         "model.set_weights(initial)\n" + FIT)
 
 
 def shell():
@@ -61,6 +63,18 @@ def main(epochs: int = 20, repeat: int = 5) -> list[Comparison]:
                            lambda: run(ip, "%%repro_fit model\n" + fit),
                            lambda: run(ip, PLAIN.format(epochs=epochs)), repeat, goal="≤ 1.02")]
 
+    same = run(ip, "%%repro_fit model\n" + fit).fingerprint
+    run(ip, PLAIN.format(epochs=epochs))
+    results[0].note = ("both sides compute the same bits: "
+                       + str(same == run(ip, "from jupyter_repro import model_fingerprint\nmodel_fingerprint(model)")))
+
+    def nested(line, cell):
+        ip.run_cell(cell)
+
+    ip.register_magic_function(nested, "cell", "nested_control")
+    results.append(interleaved(f"control, no package: plain fit in a nested `run_cell` vs direct ({epochs} epochs)",
+                               lambda: run(ip, "%%nested_control\n" + PLAIN.format(epochs=epochs)),
+                               lambda: run(ip, PLAIN.format(epochs=epochs)), repeat))
     fixed = interleaved("fixed cost of `%%repro_fit` (no-op body) vs plain compile + set_weights",
                         lambda: run(ip, "%%repro_fit model\npass"),
                         lambda: run(ip, "model.compile(optimizer=keras.optimizers.Adam(), loss='mse')\n"

@@ -4,7 +4,7 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
 
     c.InteractiveShellApp.extensions = ["jupyter_repro"]
     c.ReproMagics.seed = 42             # seed at kernel start, before any import
-    c.ReproMagics.deterministic = True  # TensorFlow op determinism
+    c.ReproMagics.deterministic = True  # op determinism (TensorFlow, JAX, PyTorch)
     c.ReproMagics.reseed_cells = True   # reseed from (seed, cell text) before every cell
     c.ReproMagics.store = ".repro"      # ledger and snapshots, beside the notebook ("" = off)
     c.ReproMagics.cache_max_bytes = 2**30  # cap on stored final states for --cache
@@ -46,7 +46,9 @@ class ReproMagics(Magics):
     seed = Int(None, allow_none=True, help=(
         "Session seed. Set in config, the extension seeds at load (kernel start), "
         "before any user import.")).tag(config=True)
-    deterministic = Bool(True, help="Turn on TensorFlow op determinism when seeding.").tag(config=True)
+    deterministic = Bool(True, help=(
+        "Turn on the determinism switches when seeding: TensorFlow op determinism, JAX's "
+        "XLA_FLAGS, PyTorch deterministic algorithms.")).tag(config=True)
     reseed_cells = Bool(True, help=(
         "Before every cell, reseed all RNGs from (seed, the cell's text), so a cell "
         "draws the same numbers whatever ran before it.")).tag(config=True)
@@ -91,11 +93,11 @@ class ReproMagics(Magics):
     @magic_arguments()
     @argument("seed", nargs="?", type=int, help="Session seed (default: the configured one).")
     @argument("--no-deterministic", action="store_true",
-              help="Do not turn on TensorFlow op determinism.")
+              help="Do not turn on the determinism switches (TensorFlow, JAX, PyTorch).")
     @line_magic
     def repro_seed(self, line):
-        """Seed Python, NumPy, TensorFlow and Keras; frameworks not imported yet are
-        seeded the moment they are. Returns a report of what was set."""
+        """Seed Python, NumPy, TensorFlow, Keras, JAX and PyTorch; libraries not imported
+        yet are seeded the moment they are. Returns a report of what was set."""
         args = parse_argstring(self.repro_seed, line)
         seed = self.seed if args.seed is None else args.seed
         if seed is None:

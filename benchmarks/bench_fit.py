@@ -63,10 +63,12 @@ def main(epochs: int = 20, repeat: int = 5) -> list[Comparison]:
                            lambda: run(ip, "%%repro_fit model\n" + fit),
                            lambda: run(ip, PLAIN.format(epochs=epochs)), repeat, goal="≤ 1.02")]
 
-    same = run(ip, "%%repro_fit model\n" + fit).fingerprint
-    run(ip, PLAIN.format(epochs=epochs))
-    results[0].note = ("both sides compute the same bits: "
-                       + str(same == run(ip, "from jupyter_repro import model_fingerprint\nmodel_fingerprint(model)")))
+    fingerprints = []
+    for cell in ("%%repro_fit model\n" + fit, PLAIN.format(epochs=epochs)):
+        run(ip, cell)
+        run(ip, "from jupyter_repro import model_fingerprint\nbench_fingerprint = model_fingerprint(model)")
+        fingerprints.append(ip.user_ns["bench_fingerprint"])
+    results[0].note = f"both sides compute the same bits: {fingerprints[0] == fingerprints[1]}"
 
     def nested(line, cell):
         ip.run_cell(cell)

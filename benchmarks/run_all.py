@@ -72,11 +72,19 @@ NOTES = """
 
 ## Findings
 
-- **Pair order matters more than the package.** With subject-then-baseline in every pair,
-  `%%repro_fit` measured 1.02 and 1.05 against plain fits in two runs; a 5-epoch check with
-  the order alternated gave 0.97. The package's own fixed cost per fit (restore, recompile,
-  reseed, fingerprint, ledger, environment; the "no-op body" row) is under 2 ms, 0.01% of a
-  20-epoch FD001 fit. Pairs now alternate their order.
+- **`%%repro_fit` vs a plain fit: 1.02–1.07 over five full runs (1.04 in the table above);
+  the goal of 1.02 is not met reliably, and the cause is not found.** What the package adds
+  outside `model.fit` is small: its fixed cost per fit (restore, recompile, reseed,
+  fingerprints, ledger, environment; the "no-op body" row) is 9 ms, 0.07% of a 20-epoch FD001
+  fit. The rest is measured *inside* `model.fit` (timed in the cell itself, in a separate
+  check: 1.046 and, with the baseline reseeded to compute the very same bits, 1.034), for a
+  computation that is bit-identical on both sides. Ruled out: running the cell body through
+  a nested `shell.run_cell` (the control row: 0.998 with no package code), the order within a
+  pair (pairs alternate), different shuffles (same bits). Not yet ruled out: the `model.fit`
+  wrapper that records the inputs (an instance attribute for the cell's duration), the
+  ledger records held during the fit (more work for the garbage collector), and plain noise
+  (pairs spread ±5–10% on this shared 2-core machine; a 5-epoch check read 0.97). Next step:
+  more pairs, and py-spy on both sides.
 - **`tf.Variable.assign` from NumPy** was reported at about 20× a NumPy copy (issue #6); on
   this machine it measured 1.4× for 400 MB, so no backend-tensor snapshot was needed.
 - **Op determinism costs nothing measurable** for this model on CPU.

@@ -213,3 +213,20 @@ def test_history_without_a_store(seeded):
         seeded.run_cell("%repro_history")
     report = seeded.run_cell("%%repro_fit\nh = model.fit(X, y, epochs=1, verbose=0)").result
     assert report.verdict is None and report.fingerprint
+
+
+def test_a_different_initial_state_is_kept_beside_the_saved_one(ip):
+    import glob
+    import os
+
+    ip.run_cell("%repro_seed 3")
+    ip.run_cell(MODEL)
+    first = ip.run_cell("%repro_snapshot model").result
+    assert first.status.startswith("saved to ")
+    assert "matches the snapshot saved under 'model'" in ip.run_cell("%repro_snapshot model").result.status
+    ip.run_cell("model.layers[0].kernel.assign(model.layers[0].kernel * 2)")
+    second = ip.run_cell("%repro_snapshot model").result
+    assert second.status.startswith(f"⚠ differs from the snapshot saved earlier under 'model' ({first.fingerprint[:12]})")
+    assert "both are kept" in second.status
+    store = magics(ip).store
+    assert len(glob.glob(os.path.join(store, "snapshots", "model-*.bin"))) == 2

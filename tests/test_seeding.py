@@ -1,4 +1,5 @@
 """Seeding core: seeds, cell seeds, PYTHONHASHSEED detection, the import hook."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -96,3 +97,25 @@ def test_loading_and_seeding_import_neither_numpy_nor_tensorflow():
         print(first == again)
     """)
     assert lines[0] == "[]" and lines[-1] == "True"   # seeded at import, and reseeded identically per cell
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX not installed")
+def test_too_late_for_xla_flags_is_said_not_hidden():
+    lines = python("""
+        import jax
+        jax.devices()                                  # JAX has created its backend
+        from jupyter_repro import seed_everything
+        print(seed_everything(1).frameworks["jax"])
+    """, XLA_FLAGS="", KERAS_BACKEND="jax")
+    assert lines[-1].startswith("⚠ XLA_FLAGS lacks --xla_gpu_deterministic_ops=true and JAX is already "
+                                "initialised, so it cannot take effect: restart the kernel")
+    early = python("""
+        import os
+        from jupyter_repro import seed_everything
+        report = seed_everything(1)
+        import jax
+        jax.devices()
+        print(os.environ["XLA_FLAGS"], "|", report.frameworks["XLA_FLAGS"])
+    """, XLA_FLAGS="", KERAS_BACKEND="jax")
+    assert early[-1] == ("--xla_gpu_deterministic_ops=true | --xla_gpu_deterministic_ops=true added "
+                         "(JAX not initialised yet)")

@@ -83,7 +83,7 @@ def main(epochs: int = 20, repeat: int = 5) -> list[Comparison]:
                                         "model.set_weights(initial)"), repeat)
     fixed.note = (f"{(statistics.median(fixed.subject) - statistics.median(fixed.baseline)) * 1e3:.1f} ms more per fit "
                   f"= {(statistics.median(fixed.subject) - statistics.median(fixed.baseline)) / statistics.median(results[0].baseline):.2%} "
-                  f"of the {epochs}-epoch fit: the part of the first row's ratio that is the package's own; the rest is noise")
+                  f"of the {epochs}-epoch fit: the package's own cost outside model.fit; the rest of the first row's difference is inside model.fit (see Findings)")
     print(fixed.note)
     results.append(fixed)
 

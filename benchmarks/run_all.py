@@ -85,6 +85,11 @@ NOTES = """
   ledger records held during the fit (more work for the garbage collector), and plain noise
   (pairs spread ±5–10% on this shared 2-core machine; a 5-epoch check read 0.97). Next step:
   more pairs, and py-spy on both sides.
+- **Two checks after the table above** (20-epoch fits, six alternating pairs each, the
+  baseline computing the same bits): with the ledger read after the fit instead of before
+  (now the code), 1.021 inside `model.fit`; with, in addition, the input-recording wrapper
+  on `model.fit` switched off (a diagnostic patch, not the code), 1.012. Suggestive that the
+  wrapper costs something per step, not proven at this noise level: the next thing to test.
 - **`tf.Variable.assign` from NumPy** was reported at about 20× a NumPy copy (issue #6); on
   this machine it measured 1.4× for 400 MB, so no backend-tensor snapshot was needed.
 - **Op determinism costs nothing measurable** for this model on CPU.

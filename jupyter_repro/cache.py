@@ -115,8 +115,8 @@ class StateCache:
 class Replayer:
     """The ``replay`` hook ``FitCalls`` asks at the first ``fit`` call of a cell."""
 
-    def __init__(self, cache: StateCache, records: List[dict], report, model, verify: bool = False):
-        self.cache, self.records, self.report, self.model = cache, records, report, model
+    def __init__(self, cache: StateCache, ledger, report, model, verify: bool = False):
+        self.cache, self.ledger, self.report, self.model = cache, ledger, report, model
         self.verify = verify
         self.refused: Optional[str] = None
         self.source: Optional[dict] = None  # the earlier run replayed (or to verify against)
@@ -131,7 +131,7 @@ class Replayer:
             self.note = f"cache not used: {self.refused}; trained instead"
             return None
         key = input_key(self.report.snapshot_fingerprint, self.report.seed, self.report.cell, inputs)
-        for record in reversed(self.records):
+        for record in reversed(self.ledger.records()):
             if record.get("input_key") != key or not record.get("state"):
                 continue
             manifest = self.cache.find(record["result"])

@@ -168,9 +168,8 @@ class ReproMagics(Magics):
         with _as_usage_error():
             report = start_fit(model, snapshot, seed, self.seeder, label=snapshot.variable, source=cell, state=state)
         ledger = self._ledger
-        records = ledger.records() if ledger is not None else []
         cache = StateCache(self.store, self.cache_max_bytes) if args.cache else None
-        replayer = Replayer(cache, records, report, model, args.verify) if cache else None
+        replayer = Replayer(cache, ledger, report, model, args.verify) if cache else None
         outer = self.shell.displayhook.exec_result  # run_cell clears it; the report is ours
         with self.seeder.paused(), FitCalls(model, replay=replayer) as calls:
             result = self.shell.run_cell(cell)
@@ -179,8 +178,8 @@ class ReproMagics(Magics):
         if not result.success:
             raise UsageError(f"the fit cell did not finish ({type(result.error_in_exec or result.error_before_exec).__name__}); "
                              "run it again: it restarts from the snapshot")
-        if ledger is not None:
-            self._record(report, ledger, records, calls, replayer, cache, model)
+        if ledger is not None:  # read after the fit: nothing extra is held while it trains
+            self._record(report, ledger, ledger.records(), calls, replayer, cache, model)
         return report
 
     def _record(self, report, ledger, records, calls, replayer, cache, model):

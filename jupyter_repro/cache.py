@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-from .snapshot import _owned, read_variables, variable_specs
+from .snapshot import read_arrays, read_variables, variable_specs
 from .store import SnapshotStore
 
 #: Keras callbacks whose whole effect is on the model and its History.
@@ -52,7 +52,7 @@ class StateCache:
     def save(self, result: str, model, history) -> dict:
         """Store the model's final variables, its optimizer's, and the History."""
         optimizer = _optimizer_variables(model)
-        values = read_variables(model) + [_owned(v.numpy()) for v in optimizer]
+        values = read_variables(model) + read_arrays(optimizer)
         specs = variable_specs(model) + [(v.path, tuple(v.shape), str(v.dtype)) for v in optimizer]
         extra = {"model_variables": len(model.variables),
                  "history": {k: [float(x) for x in v] for k, v in (history.history or {}).items()},

@@ -71,12 +71,13 @@ def read_variables(model) -> List[np.ndarray]:
     (measured: one memory copy); a second copy is made only for an array that does
     not (a view a backend could change under us).
     """
-    return [_owned(v.numpy()) for v in model.variables]
+    return read_arrays(model.variables)
 
 
-def _owned(array) -> np.ndarray:
-    array = np.asarray(array)
-    return array if array.flags.owndata and array.flags.writeable else array.copy()
+def read_arrays(variables) -> List[np.ndarray]:
+    """A private NumPy copy of each variable (a model's, an optimizer's)."""
+    arrays = [np.asarray(v.numpy()) for v in variables]
+    return [a if a.flags.owndata and a.flags.writeable else a.copy() for a in arrays]
 
 
 def assign_variables(model, values: List[np.ndarray]) -> None:
@@ -115,6 +116,7 @@ class Snapshot:
     fingerprint: str
     created: float = field(default_factory=time.time)
     status: str = ""  # how it compares with the copy saved on disk, if any
+    variable: str = ""  # the notebook name of the model it was taken from
 
     @classmethod
     def capture(cls, model, name: str) -> "Snapshot":
@@ -135,10 +137,6 @@ class Snapshot:
     @property
     def parameters(self) -> int:
         return int(sum(a.size for a in self.values))
-
-    @property
-    def nbytes(self) -> int:
-        return int(sum(a.nbytes for a in self.values))
 
     def check(self, model) -> None:
         """Raise ``SnapshotMismatch`` naming the first variable whose shape or dtype differs.

@@ -27,6 +27,21 @@ model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
 initial = model.get_weights()
 '''
 FIT = "history = model.fit(X_fit, y_fit, validation_data=(X_val, y_val), epochs={epochs}, batch_size=32, verbose=0)"
+CLOCK = '''
+import time as _bench_time
+class EpochClock(keras.callbacks.Callback):
+    """Wall and process CPU time when training starts and at the end of each epoch."""
+    def on_train_begin(self, logs=None):
+        self.marks = [(_bench_time.perf_counter(), _bench_time.process_time())]
+    def on_epoch_end(self, epoch, logs=None):
+        self.marks.append((_bench_time.perf_counter(), _bench_time.process_time()))
+'''
+# The fit with a clock in it (both sides get the same callback): splits a fit into its
+# first epoch (tracing) and the rest, and shows stalls: epochs whose wall time doubles
+# while their CPU time does not, i.e. the process was not running.
+CLOCKED = "bench_clock = EpochClock()\n" + FIT.replace("verbose=0)", "verbose=0, callbacks=[bench_clock])")
+COUNTED = ("import sys\nsys.setprofile(bench_profile)\ntry:\n    " + FIT + "\nfinally:\n    sys.setprofile(None)")
+STALL = 1.6  # an epoch this many times the run's median wall time, with CPU time near its median
 # The plain recipe, reseeded like %%repro_fit, so both sides compute the same bits.
 PLAIN = ("keras.utils.set_random_seed(42)\nmodel.compile(optimizer=keras.optimizers.Adam(), loss='mse')\n"
          "model.set_weights(initial)\n" + FIT)
@@ -50,7 +65,57 @@ def run(ip, source):
     return result.result
 
 
-def main(epochs: int = 20, repeat: int = 5) -> list[Comparison]:
+def epoch_times(marks):
+    """Per-epoch (wall, CPU) seconds from an EpochClock's marks."""
+    return [(b[0] - a[0], b[1] - a[1]) for a, b in zip(marks, marks[1:])]
+
+
+def stalls(marks) -> list[float]:
+    """Wall seconds lost in epochs where the process stood still: wall ≥ STALL × the run's
+    median epoch while CPU stayed under 1.25 × its median (work unchanged)."""
+    times = epoch_times(marks)[1:]
+    wall, cpu = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+    return [t[0] - wall for t in times if t[0] >= STALL * wall and t[1] < 1.25 * cpu]
+
+
+def epochs_note(subject_marks, baseline_marks) -> str:
+    """Where the difference between two sides of a fit comparison lies, epoch by epoch."""
+    med = statistics.median
+    first = [epoch_times(m)[0][0] for m in subject_marks], [epoch_times(m)[0][0] for m in baseline_marks]
+    later = [med(t[0] for t in epoch_times(s)[1:]) / med(t[0] for t in epoch_times(b)[1:])
+             for s, b in zip(subject_marks, baseline_marks)]
+    later_cpu = [med(t[1] for t in epoch_times(s)[1:]) / med(t[1] for t in epoch_times(b)[1:])
+                 for s, b in zip(subject_marks, baseline_marks)]
+    lost = [sum(stalls(m)) for m in subject_marks], [sum(stalls(m)) for m in baseline_marks]
+    count = sum(len(stalls(m)) for m in subject_marks), sum(len(stalls(m)) for m in baseline_marks)
+    total = med(m[-1][0] - m[0][0] for m in baseline_marks)
+    steady = [(s[-1][0] - s[0][0] - sum(stalls(s))) / (b[-1][0] - b[0][0] - sum(stalls(b)))
+              for s, b in zip(subject_marks, baseline_marks)]
+    return (f"first epoch (tracing) {med(first[0]):.3f} s vs {med(first[1]):.3f} s "
+            f"({(med(first[0]) - med(first[1])) * 1e3:+.0f} ms = {(med(first[0]) - med(first[1])) / total:+.2%} of the fit); "
+            f"later epochs, median per fit: ratio {med(later):.3f} wall ({min(later):.3f}–{max(later):.3f}), "
+            f"{med(later_cpu):.3f} CPU; stalls (an epoch ≥ {STALL}× the median wall time, CPU time unchanged: "
+            f"the process was not running): {count[0]} in the subject's fits, {count[1]} in the baseline's, "
+            f"{sum(lost[0]):.1f} s vs {sum(lost[1]):.1f} s lost in all; model.fit's wall time without the stalls: "
+            f"ratio {med(steady):.3f} ({min(steady):.3f}–{max(steady):.3f})")
+
+
+def python_calls(ip, cell: str) -> int:
+    """Python and C function calls made on the cell's thread inside model.fit (sys.setprofile)."""
+    calls = [0]
+
+    def profile(frame, event, arg):
+        if event == "call" or event == "c_call":
+            calls[0] += 1
+
+    ip.user_ns["bench_profile"] = profile
+    run(ip, cell)  # warm: the first fit after a compile traces; the second is compared
+    calls[0] = 0
+    run(ip, cell)
+    return calls[0]
+
+
+def main(epochs: int = 20, repeat: int = 5, fit_pairs: int = 10) -> list[Comparison]:
     import os
 
     ip = shell()
@@ -58,17 +123,39 @@ def main(epochs: int = 20, repeat: int = 5) -> list[Comparison]:
     data_dir = CMAPSS_DIR if os.path.isfile(os.path.join(CMAPSS_DIR, "train_FD001.txt")) else None
     run(ip, PREPARE.format(data_dir=data_dir))
     run(ip, "%repro_snapshot model")
+    run(ip, CLOCK)
     fit = FIT.format(epochs=epochs)
-    results = [interleaved(f"`%%repro_fit` vs plain compile + fit (FD001 MLP, {epochs} epochs)",
-                           lambda: run(ip, "%%repro_fit model\n" + fit),
-                           lambda: run(ip, PLAIN.format(epochs=epochs)), repeat, goal="≤ 1.02")]
+    clocked = CLOCKED.format(epochs=epochs)
+    marks = ([], [])
+
+    def clocked_run(cell, side):
+        run(ip, cell)
+        marks[side].append(ip.user_ns["bench_clock"].marks)
+
+    main_row = interleaved(f"`%%repro_fit` vs plain compile + fit (FD001 MLP, {epochs} epochs), wall",
+                           lambda: clocked_run("%%repro_fit model\n" + clocked, 0),
+                           lambda: clocked_run(PLAIN.replace(FIT, CLOCKED).format(epochs=epochs), 1),
+                           fit_pairs, goal="≤ 1.02")
+    del marks[0][0], marks[1][0]  # the warm-up pair
+    main_row.note = epochs_note(*marks)
+    print(main_row.note)
+    cpu_row = main_row.cpu(f"`%%repro_fit` vs plain compile + fit (FD001 MLP, {epochs} epochs), process CPU time",
+                           goal="≤ 1.02")
+    print(cpu_row)
+    counted = COUNTED.format(epochs=2)
+    calls = python_calls(ip, "%%repro_fit model\n" + counted), python_calls(ip, PLAIN.replace(FIT, COUNTED).format(epochs=2))
+    cpu_row.note = (f"Python and C function calls inside model.fit (2 epochs, sys.setprofile; not a timing): "
+                    f"{calls[0]:,} vs {calls[1]:,} ({calls[0] - calls[1]:+,} = {(calls[0] - calls[1]) / calls[1]:+.3%}: "
+                    f"binding and fingerprinting the fit's arguments, once per fit)")
+    print(cpu_row.note)
+    results = [main_row, cpu_row]
 
     fingerprints = []
     for cell in ("%%repro_fit model\n" + fit, PLAIN.format(epochs=epochs)):
         run(ip, cell)
         run(ip, "from jupyter_repro import model_fingerprint\nbench_fingerprint = model_fingerprint(model)")
         fingerprints.append(ip.user_ns["bench_fingerprint"])
-    results[0].note = f"both sides compute the same bits: {fingerprints[0] == fingerprints[1]}"
+    main_row.note = f"both sides compute the same bits: {fingerprints[0] == fingerprints[1]}; " + main_row.note
 
     def nested(line, cell):
         ip.run_cell(cell)
@@ -118,4 +205,6 @@ def main(epochs: int = 20, repeat: int = 5) -> list[Comparison]:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(*(int(a) for a in sys.argv[1:]))

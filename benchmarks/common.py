@@ -11,7 +11,7 @@ import gc
 import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, List
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -26,6 +26,13 @@ class Comparison:
     baseline: List[float]
     goal: str = ""
     note: str = ""
+    subject_cpu: List[float] = field(default_factory=list)   # process CPU seconds, all threads
+    baseline_cpu: List[float] = field(default_factory=list)
+
+    def cpu(self, name: str, goal: str = "") -> "Comparison":
+        """The same pairs measured in process CPU time: a stall of the machine (the process
+        not running) shows in wall time only."""
+        return Comparison(name, self.subject_cpu, self.baseline_cpu, goal)
 
     @property
     def ratios(self) -> List[float]:
@@ -49,10 +56,15 @@ class Comparison:
 
 
 def timed(fn: Callable[[], object]) -> float:
+    return timed_both(fn)[0]
+
+
+def timed_both(fn: Callable[[], object]) -> tuple:
+    """(wall seconds, process CPU seconds) of one call."""
     gc.collect()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def interleaved(name: str, subject: Callable, baseline: Callable, repeat: int = 5, warmup: int = 1,
@@ -63,10 +75,11 @@ def interleaved(name: str, subject: Callable, baseline: Callable, repeat: int = 
     pairs = []
     for i in range(repeat):  # A B, B A, A B ...: whichever runs first in a pair is not favoured
         if i % 2:
-            base = timed(baseline)
-            pairs.append((timed(subject), base))
+            base = timed_both(baseline)
+            pairs.append((timed_both(subject), base))
         else:
-            pairs.append((timed(subject), timed(baseline)))
-    result = Comparison(name, [p[0] for p in pairs], [p[1] for p in pairs], goal)
+            pairs.append((timed_both(subject), timed_both(baseline)))
+    result = Comparison(name, [p[0][0] for p in pairs], [p[1][0] for p in pairs], goal,
+                        subject_cpu=[p[0][1] for p in pairs], baseline_cpu=[p[1][1] for p in pairs])
     print(result, flush=True)
     return result

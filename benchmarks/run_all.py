@@ -1,6 +1,6 @@
 """Run every benchmark and write docs/performance.md.
 
-    .venv/bin/python benchmarks/run_all.py [--epochs 20] [--repeat 5]
+    .venv/bin/python benchmarks/run_all.py [--epochs 20] [--repeat 5] [--fit-pairs 10]
 """
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--fit-pairs", type=int, default=10, help="pairs for the %%%%repro_fit vs plain fit rows")
     args = parser.parse_args()
     results = bench_startup.main(args.repeat)          # before TensorFlow is imported here
     results += bench_fingerprint.main(args.repeat)
     results += bench_snapshot.main(args.repeat)
-    results += bench_fit.main(args.epochs, args.repeat)
+    results += bench_fit.main(args.epochs, args.repeat, args.fit_pairs)
     write(results, args)
 
 
@@ -41,7 +42,8 @@ def write(results, args):
         "# Performance", "",
         "Every figure is a ratio to the plain alternative timed in the same run, the two sides "
         "interleaved in alternating order (A B, B A, ...). Shown: median seconds (min, max) of each side, and the median of "
-        f"the per-pair ratios (min–max over the pairs); {args.repeat} repetitions after one warm-up pair.",
+        f"the per-pair ratios (min–max over the pairs); {args.repeat} repetitions after one warm-up pair "
+        f"({args.fit_pairs} for the two `%%repro_fit` vs plain fit rows).",
         "Regenerate with `.venv/bin/python benchmarks/run_all.py`.", "",
         f"Run {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on {platform.platform()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, NumPy {numpy.__version__}, "
@@ -72,24 +74,41 @@ NOTES = """
 
 ## Findings
 
-- **`%%repro_fit` vs a plain fit: 1.02–1.07 over five full runs (1.04 in the table above);
-  the goal of 1.02 is not met reliably, and the cause is not found.** What the package adds
-  outside `model.fit` is small: its fixed cost per fit (restore, recompile, reseed,
-  fingerprints, ledger, environment; the "no-op body" row) is 9 ms, 0.07% of a 20-epoch FD001
-  fit. The rest is measured *inside* `model.fit` (timed in the cell itself, in a separate
-  check: 1.046 and, with the baseline reseeded to compute the very same bits, 1.034), for a
-  computation that is bit-identical on both sides. Ruled out: running the cell body through
-  a nested `shell.run_cell` (the control row: 0.998 with no package code), the order within a
-  pair (pairs alternate), different shuffles (same bits). Not yet ruled out: the `model.fit`
-  wrapper that records the inputs (an instance attribute for the cell's duration), the
-  ledger records held during the fit (more work for the garbage collector), and plain noise
-  (pairs spread ±5–10% on this shared 2-core machine; a 5-epoch check read 0.97). Next step:
-  more pairs, and py-spy on both sides.
-- **Two checks after the table above** (20-epoch fits, six alternating pairs each, the
-  baseline computing the same bits): with the ledger read after the fit instead of before
-  (now the code), 1.021 inside `model.fit`; with, in addition, the input-recording wrapper
-  on `model.fit` switched off (a diagnostic patch, not the code), 1.012. Suggestive that the
-  wrapper costs something per step, not proven at this noise level: the next thing to test.
+- **`%%repro_fit` vs a plain fit: the goal of 1.02 is not met reliably, and the remainder is
+  located but not explained.** The run of 2026-11-27 07:15 UTC: 1.10 wall, 1.04 process CPU time (ten pairs). Earlier
+  full runs read 1.02–1.07 wall. What is known, each from a measurement:
+  - *The package's own work outside `model.fit`* is 9 ms per fit (the "no-op body" row), 0.07%
+    of a 20-epoch fit: restore, recompile, reseed, fingerprints, ledger, environment.
+  - *Inside `model.fit` the work is the same.* Both sides compute the same bits (checked each
+    run); the Python and C calls made inside `model.fit`, counted with `sys.setprofile`, differ
+    by 338 of 2.73 million (0.012%): binding and fingerprinting the fit's arguments, once per
+    fit. Both sides trace the train and test steps the same number of times (3 per fit,
+    counted by wrapping `train_step`/`test_step` in a diagnostic run).
+  - *Stalls dominate the wall-clock spread.* On this 2-vCPU machine whole epochs take twice
+    their usual wall time (+0.6 s) while their CPU time stays the same: the process is not
+    running. They are not the package's: they were in neither variant's fits more than the
+    other's across diagnostic runs (plain 6 / `%%repro_fit` 7 in five 20-epoch fits each; 5 /
+    10 and 1 / 2 in earlier runs), though this run's ten pairs happened to put all 13 in the
+    `%%repro_fit` side (8 s lost). They are not full garbage collections (counted with
+    `gc.callbacks`: one in eight fits on each side) and not retracing.
+  - *What remains is small, spread thinly, and varies from run to run*: the first epoch
+    (tracing) takes 75–120 ms longer (+0.6–0.9% of the fit) in every run, with the same
+    calls; a cProfile of it shows the time spread over the tracing code, 8 ms of it TensorFlow
+    recording deeper Python stacks for each of the ~5,500 ops it creates (the cell runs 10
+    frames deeper inside the magic). Later epochs, median per fit, read 1.00–1.04 in wall and
+    CPU time depending on the run.
+  - *Ruled out by bisection* (`benchmarks/diagnose_fit.py`, 8–20-epoch fits, rotating order;
+    median per-pair ratio of the fastest later epoch, P = plain): the input-recording wrapper
+    on `model.fit` off (1.012–1.021), the ledger off (1.005), the snapshot's restore done in a
+    plain cell (0.989), the optimizer rebuilt from its config (1.005), the Seeder's reseed
+    (1.003), a nested `run_cell` without the package (1.006), 40 extra Python frames (0.992),
+    garbage collection off during the fit (1.009). No single step of the magic carries the
+    difference; each measures within ±1.5% of the plain fit, the noise floor of these runs.
+  - Next step for whoever takes this on: hardware counters (`perf stat`; not available in
+    this VM) or a quiet machine, to decide whether the 1–3% in later epochs is the process's
+    memory layout after the package's work (same calls, uniformly slower) or noise; and
+    whether running the fit cell less deep (not through `shell.run_cell`) removes the
+    first-epoch 75–120 ms.
 - **`tf.Variable.assign` from NumPy** was reported at about 20× a NumPy copy (issue #6); on
   this machine it measured 1.4× for 400 MB, so no backend-tensor snapshot was needed.
 - **Op determinism costs nothing measurable** for this model on CPU.

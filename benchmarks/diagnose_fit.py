@@ -12,7 +12,8 @@ compared with the first one (P, the plain recipe, by default).
 Variants: P plain reseed + compile + set_weights; R `%%repro_fit`; W `%%repro_fit` with the
 input-recording wrapper off; L `%%repro_fit` with the ledger off (store ""); S the
 snapshot's restore in a plain cell; Q the Seeder's reseed in a plain cell; N the plain cell
-in a nested run_cell (no package); D the plain fit 40 Python frames deeper.
+in a nested run_cell (no package); E the plain cell run by a cell magic with exec() instead
+of run_cell (no package); D the plain fit 40 Python frames deeper.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def cells(epochs: int) -> dict:
         "Q": "_bench_seeder.reseed(42)\n" + PLAIN_SETUP + fit,
         "N": "%%bench_nested\n" + SEED + PLAIN_SETUP + fit,
         "D": SEED + PLAIN_SETUP + deep,
+        "E": "%%bench_direct\n" + SEED + PLAIN_SETUP + fit,
     }
 
 
@@ -64,6 +66,8 @@ def main():
     magics = ip.magics_manager.registry["ReproMagics"]
     ip.user_ns.update(_bench_snapshot=magics.snapshots["model"], _bench_seeder=magics.seeder)
     ip.register_magic_function(lambda line, cell: ip.run_cell(cell), "cell", "bench_nested")
+    ip.register_magic_function(lambda line, cell: exec(compile(ip.transform_cell(cell), "<cell>", "exec"), ip.user_ns),
+                               "cell", "bench_direct")
     # Referenced in the magic's own module at call time, so the switch reaches it.
     from jupyter_repro import fit as fit_module
 

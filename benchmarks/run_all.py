@@ -91,24 +91,29 @@ NOTES = """
     10 and 1 / 2 in earlier runs), though this run's ten pairs happened to put all 13 in the
     `%%repro_fit` side (8 s lost). They are not full garbage collections (counted with
     `gc.callbacks`: one in eight fits on each side) and not retracing.
-  - *What remains is small, spread thinly, and varies from run to run*: the first epoch
-    (tracing) takes 75–120 ms longer (+0.6–0.9% of the fit) in every run, with the same
-    calls; a cProfile of it shows the time spread over the tracing code, 8 ms of it TensorFlow
-    recording deeper Python stacks for each of the ~5,500 ops it creates (the cell runs 10
-    frames deeper inside the magic). Later epochs, median per fit, read 1.00–1.04 in wall and
-    CPU time depending on the run.
+  - *The first epoch is 75–120 ms slower with `%%repro_fit` in every run, and that part is
+    IPython's, not the package's*: the same plain cell run through a nested `shell.run_cell`
+    by a cell magic with no package code (variant N) is 4.5% slower in its first epoch, while
+    the same cell run by a cell magic with `exec()` instead (variant E) is not (0.999; two
+    2-epoch runs of ten rounds: R 1.062, N 1.045–1.046, E 0.999, no nesting 0.995–1.003).
+    That is 0.4–0.9% of a 20-epoch fit. `%%repro_fit` runs the fit cell with `run_cell` (as
+    `%%capture` does) so that the cell keeps IPython's syntax, display and error handling;
+    running it the way `%%time` does (transform, compile, `exec`, display the last value)
+    would remove this part. Not done in this session: it changes how errors and interrupts
+    in the fit cell reach the user, which the real-kernel tests pin down.
+  - *Later epochs* read 1.00–1.04 in wall and CPU time depending on the run, with identical
+    calls; that part is neither explained nor shown to be noise.
   - *Ruled out by bisection* (`benchmarks/diagnose_fit.py`, 8–20-epoch fits, rotating order;
     median per-pair ratio of the fastest later epoch, P = plain): the input-recording wrapper
     on `model.fit` off (1.012–1.021), the ledger off (1.005), the snapshot's restore done in a
     plain cell (0.989), the optimizer rebuilt from its config (1.005), the Seeder's reseed
     (1.003), a nested `run_cell` without the package (1.006), 40 extra Python frames (0.992),
     garbage collection off during the fit (1.009). No single step of the magic carries the
-    difference; each measures within ±1.5% of the plain fit, the noise floor of these runs.
-  - Next step for whoever takes this on: hardware counters (`perf stat`; not available in
-    this VM) or a quiet machine, to decide whether the 1–3% in later epochs is the process's
-    memory layout after the package's work (same calls, uniformly slower) or noise; and
-    whether running the fit cell less deep (not through `shell.run_cell`) removes the
-    first-epoch 75–120 ms.
+    later-epoch difference; each measures within ±1.5% of the plain fit, the noise floor of
+    these runs.
+  - Next step for whoever takes this on: run the fit cell `%%time`-style and measure again
+    (`diagnose_fit.py --variants P,R,E`); then hardware counters (`perf stat`; not available
+    in this VM) or a quiet machine for the later epochs.
 - **`tf.Variable.assign` from NumPy** was reported at about 20× a NumPy copy (issue #6); on
   this machine it measured 1.4× for 400 MB, so no backend-tensor snapshot was needed.
 - **Op determinism costs nothing measurable** for this model on CPU.

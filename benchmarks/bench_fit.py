@@ -81,22 +81,24 @@ def stalls(marks) -> list[float]:
 def epochs_note(subject_marks, baseline_marks) -> str:
     """Where the difference between two sides of a fit comparison lies, epoch by epoch."""
     med = statistics.median
-    first = [epoch_times(m)[0][0] for m in subject_marks], [epoch_times(m)[0][0] for m in baseline_marks]
-    later = [med(t[0] for t in epoch_times(s)[1:]) / med(t[0] for t in epoch_times(b)[1:])
-             for s, b in zip(subject_marks, baseline_marks)]
-    later_cpu = [med(t[1] for t in epoch_times(s)[1:]) / med(t[1] for t in epoch_times(b)[1:])
-                 for s, b in zip(subject_marks, baseline_marks)]
-    lost = [sum(stalls(m)) for m in subject_marks], [sum(stalls(m)) for m in baseline_marks]
-    count = sum(len(stalls(m)) for m in subject_marks), sum(len(stalls(m)) for m in baseline_marks)
-    total = med(m[-1][0] - m[0][0] for m in baseline_marks)
-    steady = [(s[-1][0] - s[0][0] - sum(stalls(s))) / (b[-1][0] - b[0][0] - sum(stalls(b)))
-              for s, b in zip(subject_marks, baseline_marks)]
-    return (f"first epoch (tracing) {med(first[0]):.3f} s vs {med(first[1]):.3f} s "
-            f"({(med(first[0]) - med(first[1])) * 1e3:+.0f} ms = {(med(first[0]) - med(first[1])) / total:+.2%} of the fit); "
+
+    def figures(marks):  # first epoch, median later epoch (wall, CPU), stalls, fit wall
+        times = epoch_times(marks)
+        return (times[0][0], med(t[0] for t in times[1:]), med(t[1] for t in times[1:]), stalls(marks),
+                marks[-1][0] - marks[0][0])
+
+    subject, baseline = [figures(m) for m in subject_marks], [figures(m) for m in baseline_marks]
+    first = med(f[0] for f in subject) - med(f[0] for f in baseline)
+    later = [s[1] / b[1] for s, b in zip(subject, baseline)]
+    later_cpu = [s[2] / b[2] for s, b in zip(subject, baseline)]
+    steady = [(s[4] - sum(s[3])) / (b[4] - sum(b[3])) for s, b in zip(subject, baseline)]
+    return (f"first epoch (tracing) {med(f[0] for f in subject):.3f} s vs {med(f[0] for f in baseline):.3f} s "
+            f"({first * 1e3:+.0f} ms = {first / med(f[4] for f in baseline):+.2%} of the fit); "
             f"later epochs, median per fit: ratio {med(later):.3f} wall ({min(later):.3f}–{max(later):.3f}), "
             f"{med(later_cpu):.3f} CPU; stalls (an epoch ≥ {STALL}× the median wall time, CPU time unchanged: "
-            f"the process was not running): {count[0]} in the subject's fits, {count[1]} in the baseline's, "
-            f"{sum(lost[0]):.1f} s vs {sum(lost[1]):.1f} s lost in all; model.fit's wall time without the stalls: "
+            f"the process was not running): {sum(len(f[3]) for f in subject)} in the subject's fits, "
+            f"{sum(len(f[3]) for f in baseline)} in the baseline's, {sum(sum(f[3]) for f in subject):.1f} s vs "
+            f"{sum(sum(f[3]) for f in baseline):.1f} s lost in all; model.fit's wall time without the stalls: "
             f"ratio {med(steady):.3f} ({min(steady):.3f}–{max(steady):.3f})")
 
 

@@ -153,30 +153,39 @@ class ReproMagics(Magics):
         if args.trials is None and args.seeds is None:
             if args.metric:
                 raise UsageError("--metric goes with --trials N or --seeds 1,2,3")
-            return self._fit_once(model, snapshot, seed, cell, args)
+            return self._fit_once(model, snapshot, seed, self._body(cell), args)
         from .trials import trial_seeds
 
         with _as_usage_error():
             seeds = trial_seeds(seed, args.trials, args.seeds)
-        return self._trials(model, snapshot, seed, seeds, cell, args)
+        return self._trials(model, snapshot, seed, seeds, self._body(cell), args)
 
-    def _fit_once(self, model, snapshot, seed, cell, args, state=None):
+    def _body(self, cell):
+        """The fit cell compiled, or a UsageError before the model is touched."""
+        from .cell import Body
+
+        try:
+            return Body(self.shell, cell)
+        except Exception as error:  # a SyntaxError, or what an input transformer raised
+            self.shell.showtraceback()
+            raise UsageError(f"the fit cell does not compile ({type(error).__name__}); "
+                             "nothing was run: fix it and run it again") from error
+
+    def _fit_once(self, model, snapshot, seed, body, args, state=None):
         from .cache import Replayer, StateCache
         from .fit import FitCalls, finish_fit, start_fit
 
         started = time.perf_counter()
         with _as_usage_error():
-            report = start_fit(model, snapshot, seed, self.seeder, label=snapshot.variable, source=cell, state=state)
+            report = start_fit(model, snapshot, seed, self.seeder, label=snapshot.variable, source=body.cell, state=state)
         ledger = self._ledger
         cache = StateCache(self.store, self.cache_max_bytes) if args.cache else None
         replayer = Replayer(cache, ledger, report, model, args.verify) if cache else None
-        outer = self.shell.displayhook.exec_result  # run_cell clears it; the report is ours
         with self.seeder.paused(), FitCalls(model, replay=replayer) as calls:
-            result = self.shell.run_cell(cell)
-        self.shell.displayhook.exec_result = outer
-        finish_fit(model, report, started, result.success, calls)
-        if not result.success:
-            raise UsageError(f"the fit cell did not finish ({type(result.error_in_exec or result.error_before_exec).__name__}); "
+            error = body.run()
+        finish_fit(model, report, started, error is None, calls)
+        if error is not None:
+            raise UsageError(f"the fit cell did not finish ({type(error).__name__}); "
                              "run it again: it restarts from the snapshot")
         if ledger is not None:  # read after the fit: nothing extra is held while it trains
             self._record(report, ledger, ledger.records(), calls, replayer, cache, model)
@@ -199,7 +208,7 @@ class ReproMagics(Magics):
         report.run, report.verdict = verdict.record["run"], verdict
         report.note = replayer.note if replayer is not None and not calls.replayed else None
 
-    def _trials(self, model, snapshot, session_seed, seeds, cell, args):
+    def _trials(self, model, snapshot, session_seed, seeds, body, args):
         from .snapshot import assign_variables, read_variables
         from .trials import initial_state, trial_row, trials_frame
 
@@ -208,7 +217,7 @@ class ReproMagics(Magics):
             print(f"trial {number}/{len(seeds)}: seed {seed}", flush=True)
             with _as_usage_error():
                 state = None if seed == session_seed else initial_state(model, snapshot, seed)
-            report = self._fit_once(model, snapshot, seed, cell, args, state)
+            report = self._fit_once(model, snapshot, seed, body, args, state)
             with _as_usage_error():
                 rows.append(trial_row(seed, report.metrics,
                                       {name: self.shell.user_ns.get(name) for name in args.metric}))

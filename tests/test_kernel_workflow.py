@@ -9,7 +9,7 @@ Every test runs once per installed Keras backend (TensorFlow, JAX, PyTorch).
 """
 import pytest
 
-from kernel import BACKENDS, STATE_HASH, Kernel
+from kernel import BACKENDS, STATE_HASH, Kernel, KernelError
 
 ALPHAS = (1.0, 0.4, 0.2, 0.4)
 
@@ -167,3 +167,19 @@ def test_interrupted_fit_then_rerun_matches_uninterrupted(repro_kernel):
     assert repro_kernel.value("interrupt_at") is None          # it really fired
     repro_kernel.run(INTERRUPTING_FIT)
     assert repro_kernel.value("[state_hash(model), history_hash(history)]") == uninterrupted
+
+
+def test_fit_cell_shows_its_last_value_and_its_own_error(repro_kernel):
+    """The fit cell runs inside the magic, yet behaves as a cell: its last value is an
+    output, and its own error reaches the user before the magic's one-line report."""
+    model, optimizer, _, data = CASES["a_optimizer_string"]
+    repro_kernel.run(f"model = {model}\nmodel.compile(optimizer={optimizer}, loss='mse')")
+    repro_kernel.run("%repro_snapshot model")
+    repro_kernel.run(data.format(alpha=0.4))
+    fit = "%%repro_fit model\nhistory = model.fit(X, y, epochs=1, verbose=0)\n"
+    out = repro_kernel.run(fit + "len(history.history['loss']) * 1234567")
+    assert "1234567" in out and "repro_fit done: model" in out
+    with pytest.raises(KernelError) as excinfo:
+        repro_kernel.run(fit + "boom = 1 / 0")
+    assert excinfo.value.ename == "ZeroDivisionError"
+    assert repro_kernel.value("'boom' in globals()") is False

@@ -1,4 +1,5 @@
 """Fast in-process tests of the magics: errors, config, load/unload."""
+import re
 import sys
 
 import pytest
@@ -154,6 +155,31 @@ def test_fit_with_explicit_seed_differs_from_session_seed(seeded):
     session = seeded.run_cell("%%repro_fit model" + cell).result.fingerprint
     other = seeded.run_cell("%%repro_fit model --seed 7" + cell).result.fingerprint
     assert session != other
+
+
+def test_fit_cell_keeps_cell_syntax_and_display(seeded, capsys):
+    """The body is compiled and run by the magic (not a nested run_cell), yet magics in it
+    work and its last expression is displayed, as in any cell."""
+    seeded.run_cell("%%repro_fit\n%time h = model.fit(X, y, epochs=1, verbose=0)\nlen(h.history['loss']) * 1234567")
+    out = capsys.readouterr().out
+    assert "Wall time" in out and "1234567" in out
+    seeded.run_cell("%%repro_fit\nh = model.fit(X, y, epochs=1, verbose=0)\nlen(h.history['loss']) * 7654321;")
+    assert "7654321" not in capsys.readouterr().out          # a trailing ';' still hides it
+
+
+def test_error_in_fit_cell_is_shown_then_reported(seeded, capsys):
+    with pytest.raises(UsageError, match=r"the fit cell did not finish \(ZeroDivisionError\); run it again"):
+        seeded.run_cell("%%repro_fit\nh = model.fit(X, y, epochs=1, verbose=0)\nboom = 1 / 0")
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)   # without the colours
+    assert "ZeroDivisionError" in out and "boom = 1 / 0" in out   # the user's line, with its source
+    assert "cell.py" not in out                                   # not the magic's own frames
+    assert "h" in seeded.user_ns and "boom" not in seeded.user_ns
+
+
+def test_fit_cell_that_does_not_compile_changes_nothing(seeded):
+    seeded.run_cell("%%repro_fit\nh = model.fit(X, y, epochs=2, verbose=0)")   # model now differs from its snapshot
+    assert_untouched(seeded, lambda: seeded.run_cell("%%repro_fit\nran = True\nh = model.fit(X, y,"),
+                     r"the fit cell does not compile \(SyntaxError\); nothing was run")
 
 
 def test_config_seeds_at_load():

@@ -1,0 +1,51 @@
+"""A cell body compiled once and run in the user's namespace, the way IPython's ``%%time``
+runs its cell.
+
+``%%repro_fit`` first handed its body to a nested ``shell.run_cell``, as ``%%capture``
+does. Measured in a real kernel, that made the first epoch of the FD001 fit 4.5% slower
+than the same cell run directly, while the same code run by ``exec`` was not slower (0.999;
+docs/performance.md, variant E of benchmarks/diagnose_fit.py). So the body is transformed,
+compiled and executed here: magics and shell escapes in it still work, tracebacks show its
+lines, its last expression is displayed. Compiling first also means a body that does not
+parse is refused before the model is touched. A body with top-level ``await`` goes through
+``run_cell``, which knows how to run it.
+"""
+import ast
+
+
+class Body:
+    """``cell`` compiled for ``shell``; raises what the cell's syntax or an input transformer
+    raises, before anything has run."""
+
+    def __init__(self, shell, cell: str):
+        self.shell, self.cell = shell, cell
+        self.code = self.shown = None
+        source = shell.transform_cell(cell)
+        if shell.should_run_async(cell, transformed_cell=source):
+            return
+        filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+        tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
+        body = tree.body
+        last = body.pop() if body and isinstance(body[-1], ast.Expr) else None
+        self.code = shell.compile(ast.Module(body, type_ignores=[]), filename, "exec")
+        if last is not None:  # "single" mode hands the value to the display hook; ';' hides it
+            quiet = shell.displayhook.semicolon_at_end_of_expression(source)
+            self.shown = shell.compile(ast.Module([last], type_ignores=[]) if quiet else ast.Interactive([last]),
+                                       filename, "exec" if quiet else "single")
+
+    def run(self):
+        """Run the body; the error it raised (already shown to the user, as ``run_cell``
+        shows it), or None when it finished."""
+        __tracebackhide__ = True  # noqa: F841 -- IPython leaves this frame out of tracebacks
+        shell = self.shell
+        if self.code is None:
+            result = shell.run_cell(self.cell)
+            return None if result.success else (result.error_before_exec or result.error_in_exec)
+        try:
+            exec(self.code, shell.user_global_ns, shell.user_ns)
+            if self.shown is not None:
+                exec(self.shown, shell.user_global_ns, shell.user_ns)
+        except (Exception, KeyboardInterrupt, SystemExit) as error:  # the body's own: show, report
+            shell.showtraceback()
+            return error
+        return None

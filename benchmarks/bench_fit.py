@@ -102,6 +102,11 @@ def epochs_note(subject_marks, baseline_marks) -> str:
             f"ratio {med(steady):.3f} ({min(steady):.3f}–{max(steady):.3f})")
 
 
+def interval_note(comparison) -> str:
+    low, high = comparison.interval()
+    return f"95% bootstrap interval of the median ratio over {len(comparison.ratios)} pairs: {low:.3f}–{high:.3f}"
+
+
 def python_calls(ip, cell: str) -> int:
     """Python and C function calls made on the cell's thread inside model.fit (sys.setprofile)."""
     calls = [0]
@@ -128,7 +133,8 @@ def main(epochs: int = 20, repeat: int = 5, fit_pairs: int = 10) -> list[Compari
     run(ip, CLOCK)
     fit = FIT.format(epochs=epochs)
     clocked = CLOCKED.format(epochs=epochs)
-    marks = ([], [])
+    marks = ([], [], [])
+    plain_clocked = PLAIN.replace(FIT, CLOCKED).format(epochs=epochs)
 
     def clocked_run(cell, side):
         run(ip, cell)
@@ -136,21 +142,26 @@ def main(epochs: int = 20, repeat: int = 5, fit_pairs: int = 10) -> list[Compari
 
     main_row = interleaved(f"`%%repro_fit` vs plain compile + fit (FD001 MLP, {epochs} epochs), wall",
                            lambda: clocked_run("%%repro_fit model\n" + clocked, 0),
-                           lambda: clocked_run(PLAIN.replace(FIT, CLOCKED).format(epochs=epochs), 1),
-                           fit_pairs, goal="≤ 1.02")
-    del marks[0][0], marks[1][0]  # the warm-up pair
-    main_row.note = epochs_note(*marks)
+                           lambda: clocked_run(plain_clocked, 1), fit_pairs, goal="≤ 1.02",
+                           control=lambda: clocked_run(plain_clocked, 2))
+    for side in marks:
+        del side[0]  # the warm-up round
+    main_row.note = f"{interval_note(main_row)}; {epochs_note(marks[0], marks[1])}"
     print(main_row.note)
     cpu_row = main_row.cpu(f"`%%repro_fit` vs plain compile + fit (FD001 MLP, {epochs} epochs), process CPU time",
                            goal="≤ 1.02")
     print(cpu_row)
+    control = main_row.aa(f"A/A control: the plain fit vs itself, timed in the same rounds ({epochs} epochs), wall")
+    control.note = f"{interval_note(control)}; CPU time ratio {control.cpu('').ratio:.3f}; {epochs_note(marks[2], marks[1])}"
+    print(control.note)
     counted = COUNTED.format(epochs=2)
     calls = python_calls(ip, "%%repro_fit model\n" + counted), python_calls(ip, PLAIN.replace(FIT, COUNTED).format(epochs=2))
     cpu_row.note = (f"Python and C function calls inside model.fit (2 epochs, sys.setprofile; not a timing): "
                     f"{calls[0]:,} vs {calls[1]:,} ({calls[0] - calls[1]:+,} = {(calls[0] - calls[1]) / calls[1]:+.3%}: "
                     f"binding and fingerprinting the fit's arguments, once per fit)")
     print(cpu_row.note)
-    results = [main_row, cpu_row]
+    cpu_row.note = f"{interval_note(cpu_row)}; " + cpu_row.note
+    results = [main_row, cpu_row, control]
 
     fingerprints = []
     for cell in ("%%repro_fit model\n" + fit, PLAIN.format(epochs=epochs)):
@@ -159,13 +170,6 @@ def main(epochs: int = 20, repeat: int = 5, fit_pairs: int = 10) -> list[Compari
         fingerprints.append(ip.user_ns["bench_fingerprint"])
     main_row.note = f"both sides compute the same bits: {fingerprints[0] == fingerprints[1]}; " + main_row.note
 
-    def nested(line, cell):
-        ip.run_cell(cell)
-
-    ip.register_magic_function(nested, "cell", "nested_control")
-    results.append(interleaved(f"control, no package: plain fit in a nested `run_cell` vs direct ({epochs} epochs)",
-                               lambda: run(ip, "%%nested_control\n" + PLAIN.format(epochs=epochs)),
-                               lambda: run(ip, PLAIN.format(epochs=epochs)), repeat))
     fixed = interleaved("fixed cost of `%%repro_fit` (no-op body) vs plain compile + set_weights",
                         lambda: run(ip, "%%repro_fit model\npass"),
                         lambda: run(ip, "model.compile(optimizer=keras.optimizers.Adam(), loss='mse')\n"

@@ -3,12 +3,16 @@
 The machine is shared and noisy, so absolute seconds mean little; runs of the two
 sides are interleaved with alternating order (A B, B A, A B ...: measured, whichever ran
 first in a pair of 20-epoch fits was about 4% slower) and the median of the per-pair
-ratios is reported with its spread (min-max over the pairs).
+ratios is reported with its spread (min-max over the pairs). Where a goal sits near 1, an
+A/A control (the baseline timed against itself in the same rounds) and a bootstrap interval
+of the median show how far from 1 noise alone takes the ratio in that run.
 """
 from __future__ import annotations
 
 import gc
+import itertools
 import os
+import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -28,11 +32,23 @@ class Comparison:
     note: str = ""
     subject_cpu: List[float] = field(default_factory=list)   # process CPU seconds, all threads
     baseline_cpu: List[float] = field(default_factory=list)
+    control: List[float] = field(default_factory=list)       # the baseline again, same rounds
+    control_cpu: List[float] = field(default_factory=list)
 
     def cpu(self, name: str, goal: str = "") -> "Comparison":
         """The same pairs measured in process CPU time: a stall of the machine (the process
         not running) shows in wall time only."""
-        return Comparison(name, self.subject_cpu, self.baseline_cpu, goal)
+        return Comparison(name, self.subject_cpu, self.baseline_cpu, goal,
+                          control=self.control_cpu)
+
+    def aa(self, name: str) -> "Comparison":
+        """The A/A control as a row of its own: the baseline against itself."""
+        return Comparison(name, self.control, self.baseline, "≈ 1: the noise floor",
+                          subject_cpu=self.control_cpu, baseline_cpu=self.baseline_cpu)
+
+    def interval(self, level: float = 0.95) -> tuple:
+        """Bootstrap interval of the median per-pair ratio (pairs resampled, fixed seed)."""
+        return median_interval(self.ratios, level)
 
     @property
     def ratios(self) -> List[float]:
@@ -55,6 +71,15 @@ class Comparison:
                 f"goal {self.goal}")
 
 
+def median_interval(ratios: List[float], level: float = 0.95, draws: int = 10_000) -> tuple:
+    """Percentile bootstrap of the median: the range the median of this many pairs lands in
+    when the pairs are drawn again from the same machine."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(draws))
+    tail = (1 - level) / 2
+    return medians[int(tail * draws)], medians[int((1 - tail) * draws) - 1]
+
+
 def timed(fn: Callable[[], object]) -> float:
     return timed_both(fn)[0]
 
@@ -68,18 +93,23 @@ def timed_both(fn: Callable[[], object]) -> tuple:
 
 
 def interleaved(name: str, subject: Callable, baseline: Callable, repeat: int = 5, warmup: int = 1,
-                goal: str = "") -> Comparison:
+                goal: str = "", control: Callable | None = None) -> Comparison:
+    """Time ``subject`` and ``baseline`` ``repeat`` times each, in rounds whose order cycles
+    through every permutation (A B, B A, ...), so that no side always runs first. With
+    ``control`` (the baseline once more) each round times all three: an A/A test."""
+    sides = [subject, baseline] + ([control] if control else [])
     for _ in range(warmup):
-        baseline()
-        subject()
-    pairs = []
-    for i in range(repeat):  # A B, B A, A B ...: whichever runs first in a pair is not favoured
-        if i % 2:
-            base = timed_both(baseline)
-            pairs.append((timed_both(subject), base))
-        else:
-            pairs.append((timed_both(subject), timed_both(baseline)))
-    result = Comparison(name, [p[0][0] for p in pairs], [p[1][0] for p in pairs], goal,
-                        subject_cpu=[p[0][1] for p in pairs], baseline_cpu=[p[1][1] for p in pairs])
+        for side in reversed(sides):
+            side()
+    orders = list(itertools.permutations(range(len(sides))))
+    rounds = []
+    for i in range(repeat):
+        times = {k: None for k in range(len(sides))}
+        for k in orders[i % len(orders)]:
+            times[k] = timed_both(sides[k])
+        rounds.append(times)
+    column = lambda k, j: [r[k][j] for r in rounds] if k < len(sides) else []  # noqa: E731
+    result = Comparison(name, column(0, 0), column(1, 0), goal, subject_cpu=column(0, 1),
+                        baseline_cpu=column(1, 1), control=column(2, 0), control_cpu=column(2, 1))
     print(result, flush=True)
     return result

@@ -13,7 +13,8 @@ Variants: P plain reseed + compile + set_weights; R `%%repro_fit`; W `%%repro_fi
 input-recording wrapper off; L `%%repro_fit` with the ledger off (store ""); S the
 snapshot's restore in a plain cell; Q the Seeder's reseed in a plain cell; N the plain cell
 in a nested run_cell (no package); E the plain cell run by a cell magic with exec() instead
-of run_cell (no package); D the plain fit 40 Python frames deeper.
+of run_cell (no package); D the plain fit 40 Python frames deeper; M the magic's core steps
+(start_fit, FitCalls, finish_fit) written out in a plain cell, no magic.
 """
 from __future__ import annotations
 
@@ -36,8 +37,13 @@ def cells(epochs: int) -> dict:
     fit = bench_fit.CLOCKED.format(epochs=epochs)
     plain = PLAIN.replace(FIT, bench_fit.CLOCKED).format(epochs=epochs)  # the benchmark's baseline
     deep = plain.replace("history = model.fit(", "history = _bench_deep(40, lambda: model.fit(") + ")"
+    core = ("_bench_report = start_fit(model, _bench_snapshot, 42, _bench_seeder)\n"
+            "with _bench_seeder.paused(), FitCalls(model) as _bench_calls:\n"
+            + "".join(f"    {line}\n" for line in fit.splitlines())
+            + "finish_fit(model, _bench_report, 0.0, True, _bench_calls)")
     return {
         "P": plain,
+        "M": core,
         "R": "%%repro_fit model\n" + fit,
         "W": "%%repro_fit model\n" + fit,
         "L": "%%repro_fit model\n" + fit,
@@ -62,6 +68,7 @@ def main():
     data_dir = CMAPSS_DIR if os.path.isfile(os.path.join(CMAPSS_DIR, "train_FD001.txt")) else None
     run(ip, PREPARE.format(data_dir=data_dir))
     run(ip, "%repro_snapshot model")
+    run(ip, "from jupyter_repro.fit import FitCalls, finish_fit, start_fit")
     run(ip, CLOCK + "\ndef _bench_deep(n, f):\n    return f() if n == 0 else _bench_deep(n - 1, f)\n")
     magics = ip.magics_manager.registry["ReproMagics"]
     ip.user_ns.update(_bench_snapshot=magics.snapshots["model"], _bench_seeder=magics.seeder)

@@ -43,7 +43,8 @@ def write(results, args):
         "Every figure is a ratio to the plain alternative timed in the same run, the two sides "
         "interleaved in alternating order (A B, B A, ...). Shown: median seconds (min, max) of each side, and the median of "
         f"the per-pair ratios (min–max over the pairs); {args.repeat} repetitions after one warm-up pair "
-        f"({args.fit_pairs} for the two `%%repro_fit` vs plain fit rows).",
+        f"({args.fit_pairs} rounds for the `%%repro_fit` vs plain fit rows, each round timing the plain fit twice: "
+        "once as the baseline, once as an A/A control that shows how far from 1 noise alone takes the ratio).",
         "Regenerate with `.venv/bin/python benchmarks/run_all.py`.", "",
         f"Run {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on {platform.platform()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, NumPy {numpy.__version__}, "

@@ -7,10 +7,14 @@ than the same cell run directly, while the same code run by ``exec`` was not slo
 docs/performance.md, variant E of benchmarks/diagnose_fit.py). So the body is transformed,
 compiled and executed here: magics and shell escapes in it still work, tracebacks show its
 lines, its last expression is displayed. Compiling first also means a body that does not
-parse is refused before the model is touched. A body with top-level ``await`` goes through
-``run_cell``, which knows how to run it.
+parse is refused before the model is touched. Top-level ``await`` is refused too: a nested
+``run_cell`` could not run it either inside a kernel, whose event loop is already running.
 """
 import ast
+
+
+class AwaitInBody(Exception):
+    """The body awaits at top level, which a fit cell cannot run."""
 
 
 class Body:
@@ -19,10 +23,11 @@ class Body:
 
     def __init__(self, shell, cell: str):
         self.shell, self.cell = shell, cell
-        self.code = self.shown = None
+        self.shown = None
         source = shell.transform_cell(cell)
         if shell.should_run_async(cell, transformed_cell=source):
-            return
+            raise AwaitInBody("a %%repro_fit cell cannot use top-level await: "
+                              "run the awaiting code in a cell of its own")
         filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
         tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
         body = tree.body
@@ -34,13 +39,10 @@ class Body:
                                        filename, "exec" if quiet else "single")
 
     def run(self):
-        """Run the body; the error it raised (already shown to the user, as ``run_cell``
-        shows it), or None when it finished."""
+        """Run the body; the error it raised (already shown to the user, as IPython shows
+        a cell's error), or None when it finished."""
         __tracebackhide__ = True  # noqa: F841 -- IPython leaves this frame out of tracebacks
         shell = self.shell
-        if self.code is None:
-            result = shell.run_cell(self.cell)
-            return None if result.success else (result.error_before_exec or result.error_in_exec)
         try:
             exec(self.code, shell.user_global_ns, shell.user_ns)
             if self.shown is not None:

@@ -162,10 +162,12 @@ class ReproMagics(Magics):
 
     def _body(self, cell):
         """The fit cell compiled, or a UsageError before the model is touched."""
-        from .cell import Body
+        from .cell import AwaitInBody, Body
 
         try:
             return Body(self.shell, cell)
+        except AwaitInBody as error:
+            raise UsageError(str(error)) from error
         except Exception as error:  # a SyntaxError, or what an input transformer raised
             self.shell.showtraceback()
             raise UsageError(f"the fit cell does not compile ({type(error).__name__}); "

@@ -182,6 +182,12 @@ def test_fit_cell_that_does_not_compile_changes_nothing(seeded):
                      r"the fit cell does not compile \(SyntaxError\); nothing was run")
 
 
+def test_fit_cell_with_top_level_await_changes_nothing(seeded):
+    seeded.run_cell("%%repro_fit\nh = model.fit(X, y, epochs=2, verbose=0)")
+    assert_untouched(seeded, lambda: seeded.run_cell("%%repro_fit\nimport asyncio\nawait asyncio.sleep(0)\nran = True"),
+                     "cannot use top-level await")
+
+
 def test_config_seeds_at_load():
     config = Config()
     config.ReproMagics.seed = 7

@@ -58,15 +58,20 @@ class Comparison:
     def ratio(self) -> float:
         return statistics.median(self.ratios)
 
+    @staticmethod
+    def _ratio(value: float) -> str:
+        """Three decimals near 1, where a goal such as 1.02 is judged; else 3 significant digits."""
+        return f"{value:.3f}" if 0.5 <= value < 10 else f"{value:.3g}"
+
     def row(self) -> str:
         med = statistics.median
         return (f"| {self.name} | {med(self.subject) * 1e3:,.1f} ms (min {min(self.subject) * 1e3:,.1f}, "
                 f"max {max(self.subject) * 1e3:,.1f}) | {med(self.baseline) * 1e3:,.1f} ms "
                 f"(min {min(self.baseline) * 1e3:,.1f}, max {max(self.baseline) * 1e3:,.1f}) | "
-                f"**{self.ratio:.3g}** ({min(self.ratios):.3g}–{max(self.ratios):.3g}) | {self.goal} |")
+                f"**{self._ratio(self.ratio)}** ({self._ratio(min(self.ratios))}–{self._ratio(max(self.ratios))}) | {self.goal} |")
 
     def __str__(self) -> str:
-        return (f"{self.name}: ratio {self.ratio:.3g} (pairs {min(self.ratios):.3g}–{max(self.ratios):.3g}); "
+        return (f"{self.name}: ratio {self._ratio(self.ratio)} (pairs {self._ratio(min(self.ratios))}–{self._ratio(max(self.ratios))}); "
                 f"median {statistics.median(self.subject):.4f} s vs {statistics.median(self.baseline):.4f} s; "
                 f"goal {self.goal}")
 

@@ -1,11 +1,13 @@
 """Run every benchmark and write docs/performance.md.
 
-    .venv/bin/python benchmarks/run_all.py [--epochs 20] [--repeat 5] [--fit-pairs 10]
+    .venv/bin/python benchmarks/run_all.py [--epochs 20] [--repeat 5] [--fit-pairs 14]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import json
 import os
 import platform
 import sys
@@ -18,13 +20,14 @@ import bench_snapshot  # noqa: E402
 import bench_startup  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "docs", "performance.md")
+RAW = os.path.join(os.path.dirname(__file__), "..", "docs", "performance.json")  # every timing, to recompute from
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--fit-pairs", type=int, default=10, help="pairs for the %%%%repro_fit vs plain fit rows")
+    parser.add_argument("--fit-pairs", type=int, default=14, help="pairs for the %%%%repro_fit vs plain fit rows")
     args = parser.parse_args()
     results = bench_startup.main(args.repeat)          # before TensorFlow is imported here
     results += bench_fingerprint.main(args.repeat)
@@ -55,7 +58,9 @@ def write(results, args):
     lines += ["", "## Notes", ""] + [f"- {r.name}: {r.note}" for r in results if r.note]
     with open(OUT, "w") as handle:
         handle.write("\n".join(lines) + "\n" + NOTES)
-    print(f"wrote {os.path.abspath(OUT)}")
+    with open(RAW, "w") as handle:
+        json.dump({"run": lines[5], "results": [dataclasses.asdict(r) for r in results]}, handle, indent=1)
+    print(f"wrote {os.path.abspath(OUT)} and {os.path.basename(RAW)}")
 
 
 NOTES = """

@@ -74,52 +74,53 @@ NOTES = """
   memory: one copy. An earlier version copied it again (2.0× a NumPy copy).
 - **Fingerprints** are XXH3-128 (`xxhash`), a single pass at memory speed; SHA-256 is shown
   for comparison.
+- **Fit**: `%%repro_fit` compiles its body and runs it with `exec` in the user's namespace
+  (as `%%time` does), not through a nested `shell.run_cell`, which cost 4.5% of the first
+  epoch; everything else it does is outside `model.fit` (11–13 ms) or once per fit.
 - **Start**: loading the extension imports IPython-side code only; NumPy, TensorFlow and
   Keras are seeded by an import hook when the user imports them. Before NumPy was moved
   behind the hook, start measured 96 ms over an empty cell, 40 ms of it importing NumPy.
 
 ## Findings
 
-- **`%%repro_fit` vs a plain fit: the goal of 1.02 is not met reliably, and the remainder is
-  located but not explained.** The run of 2026-11-27 07:15 UTC: 1.10 wall, 1.04 process CPU time (ten pairs). Earlier
-  full runs read 1.02–1.07 wall. What is known, each from a measurement:
-  - *The package's own work outside `model.fit`* is 9 ms per fit (the "no-op body" row), 0.07%
-    of a 20-epoch fit: restore, recompile, reseed, fingerprints, ledger, environment.
+- **`%%repro_fit` vs a plain fit: the goal of 1.02 is met, and what is left of the
+  difference is below what this machine can resolve.** Two full runs on 2026-11-27 after
+  the fit body stopped going through a nested `run_cell`: 1.02 (08:48 UTC; printed to three
+  significant digits, so 1.015–1.025) and 1.010 (09:13 UTC, the table above) wall; 1.01 and 1.000 process CPU
+  time; 1.002 and 1.000 for `model.fit` without stalls. The A/A control, the plain fit timed
+  against itself in the same rounds, read 1.03 and 0.993 wall, and up to 1.025 without stalls:
+  two identical sides differ by as much as `%%repro_fit` and the plain fit do. The 95%
+  bootstrap intervals of the median (about ±5% wall, ±3% CPU over 14 pairs) say the same:
+  a single run cannot resolve 1%. What is known, each from a measurement:
+  - *The package's own work outside `model.fit`* is 11–13 ms per fit (the "no-op body" row),
+    0.1% of a 20-epoch fit: restore, recompile, reseed, fingerprints, ledger, environment.
   - *Inside `model.fit` the work is the same.* Both sides compute the same bits (checked each
     run); the Python and C calls made inside `model.fit`, counted with `sys.setprofile`, differ
-    by 338 of 2.73 million (0.012%): binding and fingerprinting the fit's arguments, once per
-    fit. Both sides trace the train and test steps the same number of times (3 per fit,
-    counted by wrapping `train_step`/`test_step` in a diagnostic run).
-  - *Stalls dominate the wall-clock spread.* On this 2-vCPU machine whole epochs take twice
-    their usual wall time (+0.6 s) while their CPU time stays the same: the process is not
-    running. They are not the package's: they were in neither variant's fits more than the
-    other's across diagnostic runs (plain 6 / `%%repro_fit` 7 in five 20-epoch fits each; 5 /
-    10 and 1 / 2 in earlier runs), though this run's ten pairs happened to put all 13 in the
-    `%%repro_fit` side (8 s lost). They are not full garbage collections (counted with
-    `gc.callbacks`: one in eight fits on each side) and not retracing.
-  - *The first epoch is 75–120 ms slower with `%%repro_fit` in every run, and that part is
-    IPython's, not the package's*: the same plain cell run through a nested `shell.run_cell`
-    by a cell magic with no package code (variant N) is 4.5% slower in its first epoch, while
-    the same cell run by a cell magic with `exec()` instead (variant E) is not (0.999; two
-    2-epoch runs of ten rounds: R 1.062, N 1.045–1.046, E 0.999, no nesting 0.995–1.003).
-    That is 0.4–0.9% of a 20-epoch fit. `%%repro_fit` runs the fit cell with `run_cell` (as
-    `%%capture` does) so that the cell keeps IPython's syntax, display and error handling;
-    running it the way `%%time` does (transform, compile, `exec`, display the last value)
-    would remove this part. Not done in this session: it changes how errors and interrupts
-    in the fit cell reach the user, which the real-kernel tests pin down.
-  - *Later epochs* read 1.00–1.04 in wall and CPU time depending on the run, with identical
-    calls; that part is neither explained nor shown to be noise.
-  - *Ruled out by bisection* (`benchmarks/diagnose_fit.py`, 8–20-epoch fits, rotating order;
-    median per-pair ratio of the fastest later epoch, P = plain): the input-recording wrapper
-    on `model.fit` off (1.012–1.021), the ledger off (1.005), the snapshot's restore done in a
-    plain cell (0.989), the optimizer rebuilt from its config (1.005), the Seeder's reseed
-    (1.003), a nested `run_cell` without the package (1.006), 40 extra Python frames (0.992),
-    garbage collection off during the fit (1.009). No single step of the magic carries the
-    later-epoch difference; each measures within ±1.5% of the plain fit, the noise floor of
-    these runs.
-  - Next step for whoever takes this on: run the fit cell `%%time`-style and measure again
-    (`diagnose_fit.py --variants P,R,E`); then hardware counters (`perf stat`; not available
-    in this VM) or a quiet machine for the later epochs.
+    by about 330 of 2.73 million (0.012%): binding and fingerprinting the fit's arguments,
+    once per fit. Both sides trace the train and test steps the same number of times.
+  - *The first epoch was 75–120 ms slower, most of it IPython's nested `run_cell`.* A cell
+    magic with no package code running the plain cell through `shell.run_cell` (variant N of
+    `diagnose_fit.py`) made its first epoch 4.5% slower; the same magic running it with
+    `exec()` (variant E) did not (0.999). `%%repro_fit` now compiles its body and runs it with
+    `exec`, as `%%time` does (`jupyter_repro/cell.py`; magics, display of the last value and
+    tracebacks kept, tested in a real kernel). After the change the first epoch reads +36 and
+    +89 ms in the two runs (0.3–0.7% of the fit), and 2-epoch diagnostic runs still show it
+    (R 1.04–1.06 on the first epoch) while the magic's core steps written out in a plain cell
+    do not (variant M, 0.996): a remainder of about 50 ms that comes with running the fit
+    from inside a cell magic, not located further.
+  - *Later epochs* read 0.988–1.009 (`%%repro_fit`) and 1.009–1.017 (A/A control): the
+    1.00–1.04 of earlier runs was the machine.
+  - *Stalls are the machine's.* On this 2-vCPU machine whole epochs take twice their usual
+    wall time while their CPU time stays the same: the process is not running. This run:
+    11 in the `%%repro_fit` fits, 12 in the baseline's, 12 in the A/A control's; the run of
+    07:15 UTC put 13 on one side and none on the other by chance. They are not full garbage
+    collections nor retracing.
+  - *Ruled out by bisection before the change* (`benchmarks/diagnose_fit.py`, 8–20-epoch
+    fits, rotating order; median per-pair ratio of the fastest later epoch, P = plain): the
+    input-recording wrapper on `model.fit` off (1.012–1.021), the ledger off (1.005), the
+    snapshot's restore done in a plain cell (0.989), the optimizer rebuilt from its config
+    (1.005), the Seeder's reseed (1.003), 40 extra Python frames (0.992), garbage collection
+    off during the fit (1.009).
 - **`tf.Variable.assign` from NumPy** was reported at about 20× a NumPy copy (issue #6); on
   this machine it measured 1.4× for 400 MB, so no backend-tensor snapshot was needed.
 - **Op determinism costs nothing measurable** for this model on CPU.

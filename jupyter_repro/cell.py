@@ -28,7 +28,8 @@ class Body:
         if shell.should_run_async(cell, transformed_cell=source):
             raise AwaitInBody("a %%repro_fit cell cannot use top-level await: "
                               "run the awaiting code in a cell of its own")
-        filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+        source = "\n" + source  # the magic's line: tracebacks then number lines as the notebook does
+        filename = shell.compile.cache(source, shell.execution_count, raw_code="\n" + cell)
         tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
         body = tree.body
         last = body.pop() if body and isinstance(body[-1], ast.Expr) else None

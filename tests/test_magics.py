@@ -171,7 +171,7 @@ def test_error_in_fit_cell_is_shown_then_reported(seeded, capsys):
     with pytest.raises(UsageError, match=r"the fit cell did not finish \(ZeroDivisionError\); run it again"):
         seeded.run_cell("%%repro_fit\nh = model.fit(X, y, epochs=1, verbose=0)\nboom = 1 / 0")
     out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)   # without the colours
-    assert "ZeroDivisionError" in out and "boom = 1 / 0" in out   # the user's line, with its source
+    assert "ZeroDivisionError" in out and "----> 3 boom = 1 / 0" in out   # its line in the cell, with its source
     assert "cell.py" not in out                                   # not the magic's own frames
     assert "h" in seeded.user_ns and "boom" not in seeded.user_ns
 

@@ -122,7 +122,7 @@ def python_calls(ip, cell: str) -> int:
     return calls[0]
 
 
-def main(epochs: int = 20, repeat: int = 5, fit_pairs: int = 10) -> list[Comparison]:
+def main(epochs: int = 20, repeat: int = 5, fit_pairs: int = 14) -> list[Comparison]:
     import os
 
     ip = shell()

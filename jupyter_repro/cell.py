@@ -23,7 +23,6 @@ class Body:
 
     def __init__(self, shell, cell: str):
         self.shell, self.cell = shell, cell
-        self.shown = None
         source = shell.transform_cell(cell)
         if shell.should_run_async(cell, transformed_cell=source):
             raise AwaitInBody("a %%repro_fit cell cannot use top-level await: "
@@ -32,12 +31,11 @@ class Body:
         filename = shell.compile.cache(source, shell.execution_count, raw_code="\n" + cell)
         tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
         body = tree.body
-        last = body.pop() if body and isinstance(body[-1], ast.Expr) else None
+        quiet = shell.displayhook.semicolon_at_end_of_expression(source)  # ';' hides the last value
+        last = body.pop() if body and isinstance(body[-1], ast.Expr) and not quiet else None
         self.code = shell.compile(ast.Module(body, type_ignores=[]), filename, "exec")
-        if last is not None:  # "single" mode hands the value to the display hook; ';' hides it
-            quiet = shell.displayhook.semicolon_at_end_of_expression(source)
-            self.shown = shell.compile(ast.Module([last], type_ignores=[]) if quiet else ast.Interactive([last]),
-                                       filename, "exec" if quiet else "single")
+        # "single" mode hands the last value to the display hook, as for a cell's last line
+        self.shown = None if last is None else shell.compile(ast.Interactive([last]), filename, "single")
 
     def run(self):
         """Run the body; the error it raised (already shown to the user, as IPython shows

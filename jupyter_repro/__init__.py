@@ -1,8 +1,8 @@
 """jupyter-repro: bit-identical Keras training in Jupyter notebooks.
 
 ``%load_ext jupyter_repro`` adds ``%repro_seed``, ``%repro_snapshot``, ``%%repro_fit``,
-``%repro_history`` and ``%repro_env``. The core (``seeding``, ``snapshot``, ``fit``,
-``ledger``...) is plain Python and works from scripts too. Importing this package
+``%repro_history`` and ``%repro_env``. The core (``Session`` and what it uses: seeding,
+snapshot, inputs, ledger, verdict, cache...) is plain Python and works from scripts too. Importing this package
 imports neither TensorFlow nor NumPy: names below load their module on first use, so
 ``%load_ext`` at kernel start stays in the milliseconds.
 """
@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "ModelError": "errors", "ReproError": "errors", "SeedError": "errors", "SnapshotMismatch": "errors",
-    "FitReport": "fit", "reproducible_fit": "fit",
+    "FitReport": "fit", "Session": "session", "reproducible_fit": "session", "Verdict": "verdict", "Inputs": "inputs",
     "SeedReport": "seeding", "Seeder": "seeding", "cell_seed": "seeding", "hash_seed_at_start": "seeding",
     "seed_everything": "seeding",
     "Snapshot": "snapshot", "model_fingerprint": "snapshot",

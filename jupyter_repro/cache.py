@@ -4,10 +4,18 @@ With ``%%repro_fit --cache``, a trained run's final state (model and optimizer
 variables) and its History are stored in ``<store>/states/``. When a later fit call has
 the same input key as a run with a stored state, training is skipped: the variables are
 restored and the stored History is returned from ``model.fit``; the rest of the cell
-runs as usual. This is only sound because the fit is reproducible — and only when the
-fit has no effects beyond the model: callbacks that write files or logs, send data, or
-run code the cache cannot know, make the fit train instead (one-line reason).
-The folder is kept under ``max_bytes`` by evicting the least recently used states.
+runs as usual. This is only sound because the fit is reproducible, and only when:
+
+* every input is known by content *before* training: data a fit reads batch by batch
+  (a generator, a PyDataset...) is known only by consuming it, so such a fit trains;
+* the fit has no effects beyond the model: callbacks that write files or logs, send
+  data, or run code the cache cannot know, make the fit train instead;
+* this installation computed the state: the ledger line and the state's manifest carry
+  a valid signature (``signing.py``), so a ``.repro/`` folder from elsewhere is never
+  replayed, only trained anew.
+
+Each refusal is one line in the report. The folder is kept under ``max_bytes`` by
+evicting the least recently used states.
 """
 from __future__ import annotations
 
@@ -45,9 +53,12 @@ def _optimizer_variables(model) -> List:
 
 
 class StateCache:
-    def __init__(self, directory: os.PathLike, max_bytes: int = 2**30):
+    def __init__(self, directory: os.PathLike, max_bytes: int = 2**30, signer=None):
+        from .signing import Signer
+
         self.store = SnapshotStore(directory, "states")
         self.max_bytes = max_bytes
+        self.signer = signer or Signer()
 
     def save(self, result: str, model, history) -> dict:
         """Store the model's final variables, its optimizer's, and the History."""
@@ -58,12 +69,16 @@ class StateCache:
                  "history": {k: [float(x) for x in v] for k, v in (history.history or {}).items()},
                  "params": {k: v for k, v in (history.params or {}).items() if isinstance(v, (int, float, str))},
                  "epoch": list(getattr(history, "epoch", []))}
-        manifest = self.store.save("state", result, specs, values, extra)
+        manifest = self.store.save("state", result, specs, values, extra, sign=self.signer.sign)
         self.evict(keep=manifest["data"])
         return manifest
 
     def find(self, result: str) -> Optional[dict]:
         return self.store.find("state", result)
+
+    def trusted(self, manifest: dict) -> bool:
+        """True only for a state this installation stored, manifest unchanged since."""
+        return self.signer.verifies(manifest)
 
     def restore(self, manifest: dict, model):
         """Put the stored state into ``model``; the stored History. Raises
@@ -115,27 +130,29 @@ class StateCache:
 class Replayer:
     """The ``replay`` hook ``FitCalls`` asks at the first ``fit`` call of a cell."""
 
-    def __init__(self, cache: StateCache, ledger, report, model, verify: bool = False):
-        self.cache, self.ledger, self.report, self.model = cache, ledger, report, model
+    def __init__(self, cache: StateCache, ledger, inputs, model, verify: bool = False):
+        self.cache, self.ledger, self.inputs, self.model = cache, ledger, inputs, model
         self.verify = verify
-        self.refused: Optional[str] = None
+        self.refused: Optional[str] = None  # why this fit's result may not be stored or replayed
         self.source: Optional[dict] = None  # the earlier run replayed (or to verify against)
         self.note: Optional[str] = None
 
-    def __call__(self, arguments: dict, inputs: dict):
-        from .ledger import input_key
+    def __call__(self, arguments: dict, observable) -> Optional[object]:
         from .store import CorruptSnapshot
 
-        self.refused = refusal(arguments.get("callbacks"))
+        self.refused = self._refusal(arguments, observable)
         if self.refused:
             self.note = f"cache not used: {self.refused}; trained instead"
             return None
-        key = input_key(self.report.snapshot_fingerprint, self.report.seed, self.report.cell, inputs)
+        key, untrusted = self.inputs.key, 0
         for record in reversed(self.ledger.records()):
-            if record.get("input_key") != key or not record.get("state"):
+            if record.get("input_key") != key or not record.get("state") or record.get("opaque"):
                 continue
             manifest = self.cache.find(record["result"])
             if manifest is None:
+                continue
+            if not (self.cache.signer.verifies(record) and self.cache.trusted(manifest)):
+                untrusted += 1
                 continue
             if self.verify:
                 self.source = record
@@ -147,5 +164,18 @@ class Replayer:
                 return None
             self.source = record
             return history
-        self.note = "cache: no stored result for these inputs yet; trained and stored"
+        if untrusted:
+            self.note = ("cache not used: the stored result for these inputs was not signed by this "
+                         "installation (copied or edited?); trained instead")
+        else:
+            self.note = "cache: no stored result for these inputs yet; trained and stored"
         return None
+
+    def _refusal(self, arguments: dict, observable) -> Optional[str]:
+        if observable:
+            name = observable[0]
+            return (f"{name} is a {type(arguments[name]).__name__}, known only as the fit reads it, "
+                    "so no earlier result can be matched to it")
+        if not self.inputs.comparable:
+            return f"{self.inputs.reason}, so no earlier result can be matched to it"
+        return refusal(arguments.get("callbacks"))

@@ -23,7 +23,7 @@ class Body:
 
     def __init__(self, shell, cell: str):
         self.shell, self.cell = shell, cell
-        source = shell.transform_cell(cell)
+        self.source = source = shell.transform_cell(cell)  # the Python it runs: what its inputs are read from
         if shell.should_run_async(cell, transformed_cell=source):
             raise AwaitInBody("a %%repro_fit cell cannot use top-level await: "
                               "run the awaiting code in a cell of its own")

@@ -46,13 +46,15 @@ class CheckResult:
 
 
 def _difference(first: dict, other: dict) -> Optional[str]:
+    from .inputs import changed
+
     if first.get("input_key") != other.get("input_key"):
-        names = [name for name in ("snapshot", "seed", "cell") if first.get(name) != other.get(name)]
-        a, b = first.get("inputs", {}), other.get("inputs", {})
-        names += [f"input {name}" for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
-        return "inputs: " + ", ".join(names)
+        return "inputs: " + ", ".join(changed(other.get("inputs", {}), first.get("inputs", {})))
     if first.get("result") != other.get("result"):
-        return (f"result ({first['result'][:12]} vs {other['result'][:12]}) with the same inputs")
+        unknown = first.get("reason") or other.get("reason")
+        if unknown:
+            return (f"result ({first['result'][:12]} vs {other['result'][:12]}); inputs not all known: {unknown}")
+        return f"result ({first['result'][:12]} vs {other['result'][:12]}) with the same inputs"
     return None
 
 

@@ -25,7 +25,8 @@ def seed_numpy(np, seed: int, deterministic: bool) -> str:
 def seed_tensorflow(tf, seed: int, deterministic: bool) -> str:
     tf.random.set_seed(seed)
     if not deterministic:
-        return "seeded; op determinism not requested"
+        tf.config.experimental.disable_op_determinism()
+        return "seeded; op determinism off"
     tf.config.experimental.enable_op_determinism()
     return "seeded; op determinism on"
 
@@ -50,7 +51,10 @@ def jax_initialised() -> bool:
 def seed_jax(jax, seed: int, deterministic: bool) -> str:
     # JAX has no global RNG: Keras' SeedGenerators (seeded with Keras) are its state.
     if not deterministic:
-        return "no global RNG; deterministic ops not requested"
+        if XLA_DETERMINISM in os.environ.get("XLA_FLAGS", ""):
+            return (f"no global RNG; ⚠ XLA_FLAGS keeps {XLA_DETERMINISM}: JAX read it when it started, "
+                    "so deterministic ops stay on until the kernel restarts")
+        return "no global RNG; deterministic ops off"
     if XLA_DETERMINISM in os.environ.get("XLA_FLAGS", ""):
         return f"no global RNG; XLA_FLAGS has {XLA_DETERMINISM}"
     return (f"⚠ XLA_FLAGS lacks {XLA_DETERMINISM} and JAX is already initialised, so it cannot "
@@ -60,7 +64,9 @@ def seed_jax(jax, seed: int, deterministic: bool) -> str:
 def seed_torch(torch, seed: int, deterministic: bool) -> str:
     torch.manual_seed(seed)
     if not deterministic:
-        return "seeded; deterministic algorithms not requested"
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+        return "seeded; deterministic algorithms off"
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
@@ -78,8 +84,13 @@ SEEDERS = (("numpy", seed_numpy), ("tensorflow", seed_tensorflow), ("jax", seed_
 
 
 def before_import(deterministic: bool, installed) -> Dict[str, str]:
-    """Put the start-up determinism variables in the environment while it still counts."""
+    """Put the start-up determinism variables in the environment while it still counts
+    (and take JAX's out again, while that still counts, when determinism is turned off)."""
     if not deterministic:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if XLA_DETERMINISM in flags and not jax_initialised():
+            os.environ["XLA_FLAGS"] = flags.replace(XLA_DETERMINISM, "").strip()
+            return {"XLA_FLAGS": f"{XLA_DETERMINISM} removed (JAX not initialised yet)"}
         return {}
     notes = {}
     if installed("jax") and not jax_initialised() and XLA_DETERMINISM not in os.environ.get("XLA_FLAGS", ""):

@@ -8,23 +8,13 @@ counted, never fatal. Run numbers are positions in the file (1-based).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import fcntl
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
-
-import xxhash
+from typing import List, Optional
 
 FILE = "ledger.jsonl"
-
-
-def input_key(snapshot: str, seed: int, cell: str, inputs: Dict[str, str]) -> str:
-    """What must be equal for two runs to be required to give the same result."""
-    key = json.dumps({"snapshot": snapshot, "seed": seed, "cell": cell, "inputs": inputs}, sort_keys=True)
-    return xxhash.xxh3_128_hexdigest(key.encode())
 
 
 class Ledger:
@@ -73,55 +63,6 @@ class Ledger:
                 record["run"] = len(records) + 1
                 records.append(record)
         return records
-
-    def verdict(self, record: dict, records: Optional[List[dict]] = None) -> "Verdict":
-        """Compare ``record`` with the latest earlier run that had the same input key."""
-        records = self.records() if records is None else records
-        before = record.get("run", len(records) + 1)  # a record not appended yet comes after all
-        earlier = [r for r in records if r["run"] < before and r.get("input_key") == record["input_key"]]
-        if not earlier:
-            return Verdict("first", record)
-        previous = earlier[-1]
-        if previous.get("result") == record.get("result"):
-            return Verdict("identical", record, previous)
-        from .environment import Environment
-
-        changes = Environment(record.get("env", {})).diff(previous.get("env", {}))
-        return Verdict("differs", record, previous, changes)
-
-
-def _when(record: dict) -> str:
-    try:
-        moment = _dt.datetime.fromisoformat(record["time"])
-    except (KeyError, ValueError):
-        return "?"
-    same_day = moment.date() == _dt.datetime.now(moment.tzinfo).date()
-    return moment.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M")
-
-
-@dataclass
-class Verdict:
-    """One line under a fit cell: first run, identical to an earlier one, or different."""
-
-    status: str  # "first" | "identical" | "differs" | "cached"
-    record: dict
-    earlier: Optional[dict] = None
-    env_changes: List[Tuple[str, str, str]] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        run = self.record.get("run", "?")
-        if self.status == "first":
-            return f"run #{run}: first run with these inputs"
-        if self.status == "cached":
-            return (f"run #{run}: result from run #{self.earlier['run']} ({_when(self.earlier)}), restored "
-                    "from the cache; training skipped")
-        head = f"run #{run}: same inputs as run #{self.earlier['run']} ({_when(self.earlier)})"
-        if self.status == "identical":
-            return f"{head} → identical ✓"
-        if self.env_changes:
-            what = "; ".join(f"{name} {before} → {now}" for name, now, before in self.env_changes)
-            return f"⚠ {head} → result DIFFERS; environment changed: {what}"
-        return f"⚠ {head} → result DIFFERS; environment unchanged, so the fit itself is not deterministic"
 
 
 def history_frame(records: List[dict], model: Optional[str] = None, last: Optional[int] = None):

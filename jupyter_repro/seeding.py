@@ -6,8 +6,9 @@ Two levels, matching the two promises of the package:
   import: Python ``random``, NumPy's global RNG, TensorFlow's global seed, Keras'
   global ``SeedGenerator``, and TensorFlow op determinism;
 * a **per-cell reseed** (``Seeder.reseed_for_cell``): before each cell, every RNG is
-  reseeded from ``(session seed, the cell's source)``, so a cell's random draws depend
-  on its own text and the seed, never on which cells ran before it. Going back to an
+  reseeded from ``(session seed, the cell's code)``, so a cell's random draws depend
+  on its own code and the seed, never on which cells ran before it, nor on its comments
+  or layout. Going back to an
   earlier preprocessing setting then redraws the same shuffle, split or
   ``tf.data.Dataset.shuffle`` order.
 
@@ -30,6 +31,7 @@ import xxhash
 from .errors import SeedError
 from . import frameworks
 from .import_hook import ImportHook
+from .source import canonical_source
 
 MAX_SEED = 2**32 - 1  # NumPy's legacy global RNG takes seeds below 2**32.
 
@@ -44,11 +46,11 @@ def validate_seed(seed) -> int:
 
 
 def cell_seed(seed: int, source: str) -> int:
-    """The seed a cell runs under: a hash of the session seed and the cell's text.
-
-    Surrounding whitespace is ignored, so adding a blank line changes nothing.
+    """The seed a cell runs under: a hash of the session seed and the cell's code as
+    Python sees it, so a comment, a blank line or reformatting changes nothing, while a
+    changed value does. (IPython's magics should be transformed to Python first.)
     """
-    key = f"{seed}\x00{source.strip()}".encode()
+    key = f"{seed}\x00{canonical_source(source)}".encode()
     return xxhash.xxh3_64_intdigest(key) & 0x7FFFFFFF
 
 

@@ -9,7 +9,6 @@ builds a brand-new optimizer from them.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .distribution import strategy_scope
 from .errors import ModelError, SnapshotMismatch
 from .fingerprint import fingerprint_arrays
 
@@ -35,29 +35,6 @@ def require_model(model, label: str = "the object"):
     if not getattr(model, "compiled", False) or not hasattr(model, "_compile_config"):
         raise ModelError(f"{label} is not compiled: call {label}.compile(...) first")
     return model
-
-
-#: tf.distribute strategies whose fits op determinism covers (tested: Mirrored, MultiWorkerMirrored).
-REPRODUCIBLE_STRATEGIES = {"_DefaultDistributionStrategy", "OneDeviceStrategy", "MirroredStrategy",
-                           "MultiWorkerMirroredStrategy", "CollectiveAllReduceStrategy"}
-
-
-def strategy_scope(model):
-    """The scope of the tf.distribute strategy ``model`` was built under (a no-op
-    context without one): a fresh optimizer must be created there, or its slot
-    variables would not be mirrored. Refuses strategies that cannot be made reproducible."""
-    strategy = getattr(model, "_distribute_strategy", None)
-    if strategy is None:
-        return contextlib.nullcontext()
-    name = type(strategy).__name__
-    if "ParameterServer" in name:
-        raise ModelError(f"{name} cannot be made reproducible: its workers update variables "
-                         "asynchronously and TensorFlow's op determinism does not support it; use "
-                         "MirroredStrategy or MultiWorkerMirroredStrategy")
-    if name not in REPRODUCIBLE_STRATEGIES:
-        raise ModelError(f"{name} is not known to be reproducible; supported: MirroredStrategy, "
-                         "MultiWorkerMirroredStrategy, OneDeviceStrategy")
-    return strategy.scope()
 
 
 def variable_specs(model) -> List[Spec]:
@@ -90,17 +67,67 @@ def model_fingerprint(model) -> str:
     return fingerprint_arrays((str(i), a) for i, a in enumerate(read_variables(model)))
 
 
-def _optimizer_recipe(optimizer) -> Tuple[type, Dict[str, Any]]:
-    """Class and config that rebuild ``optimizer`` as new: no steps, no moments."""
-    from keras.optimizers.schedules import LearningRateSchedule
+@dataclass
+class CompileRecipe:
+    """How to compile a model afresh: the compile arguments and a brand-new optimizer
+    (class and config, no steps, no moments)."""
 
-    config = copy.deepcopy(optimizer.get_config())
-    schedule = getattr(optimizer, "_learning_rate", None)
-    if isinstance(schedule, LearningRateSchedule):
-        # Schedules are pure functions of the step: keep the object itself rather
-        # than a serialized form that a notebook-defined class could not reload.
-        config["learning_rate"] = schedule
-    return type(optimizer), config
+    compile_kwargs: Dict[str, Any]
+    optimizer_class: type
+    optimizer_config: Dict[str, Any]
+
+    @classmethod
+    def of(cls, model) -> "CompileRecipe":
+        """The settings ``model`` is compiled with now."""
+        from keras.optimizers.schedules import LearningRateSchedule
+
+        optimizer = model.optimizer
+        config = copy.deepcopy(optimizer.get_config())
+        schedule = getattr(optimizer, "_learning_rate", None)
+        if isinstance(schedule, LearningRateSchedule):
+            # Schedules are pure functions of the step: keep the object itself rather
+            # than a serialized form that a notebook-defined class could not reload.
+            config["learning_rate"] = schedule
+        kwargs = dict(model._compile_config.config)
+        kwargs.pop("optimizer", None)
+        return cls(kwargs, type(optimizer), config)
+
+    def new_optimizer(self):
+        return self.optimizer_class.from_config(copy.copy(self.optimizer_config))
+
+    def settings(self) -> Dict[str, Any]:
+        """Everything the recipe sets, for fingerprinting."""
+        return {"compile": self.compile_kwargs, "optimizer": self.optimizer_class,
+                "optimizer config": self.optimizer_config}
+
+    def differences(self, other: "CompileRecipe") -> List[str]:
+        """``["loss 'mse' → 'mae'", "learning_rate 0.01 → 0.05"]``: what ``self`` changes from ``other``."""
+        found = []
+        for key in sorted(set(self.compile_kwargs) | set(other.compile_kwargs)):
+            before, now = other.compile_kwargs.get(key), self.compile_kwargs.get(key)
+            if _describe(before) != _describe(now):
+                found.append(f"{key} {_describe(before)} → {_describe(now)}")
+        if self.optimizer_class is not other.optimizer_class:
+            found.append(f"optimizer {other.optimizer_class.__name__} → {self.optimizer_class.__name__}")
+            return found
+        for key in sorted(set(self.optimizer_config) | set(other.optimizer_config)):
+            before, now = other.optimizer_config.get(key), self.optimizer_config.get(key)
+            if key != "name" and _describe(before) != _describe(now):
+                found.append(f"{key} {_describe(before)} → {_describe(now)}")
+        return found
+
+
+def _describe(value) -> str:
+    from .fingerprint import Unfingerprintable, fingerprint_value
+
+    if isinstance(value, (type(None), bool, int, float, str)):
+        return repr(value)
+    try:
+        digest = fingerprint_value(value)[:8]
+    except Unfingerprintable:
+        digest = "?"
+    name = getattr(value, "__name__", type(value).__name__)
+    return f"{name}#{digest}"
 
 
 @dataclass
@@ -110,9 +137,7 @@ class Snapshot:
     name: str
     values: List[np.ndarray]
     specs: List[Spec]
-    compile_kwargs: Dict[str, Any]
-    optimizer_class: type
-    optimizer_config: Dict[str, Any]
+    recipe: CompileRecipe
     fingerprint: str
     created: float = field(default_factory=time.time)
     status: str = ""  # how it compares with the copy saved on disk, if any
@@ -123,14 +148,11 @@ class Snapshot:
         require_model(model, repr(name))
         with strategy_scope(model):  # refuses unsupported strategies before anything else
             values = read_variables(model)
-        optimizer_class, optimizer_config = _optimizer_recipe(model.optimizer)
         return cls(
             name=name,
             values=values,
             specs=variable_specs(model),
-            compile_kwargs=dict(model._compile_config.config),
-            optimizer_class=optimizer_class,
-            optimizer_config=optimizer_config,
+            recipe=CompileRecipe.of(model),
             fingerprint=fingerprint_arrays((str(i), a) for i, a in enumerate(values)),
         )
 
@@ -158,27 +180,27 @@ class Snapshot:
                 f"{len(self.specs)} (first unmatched: '{extra[0]}'): the architecture changed "
                 "since the snapshot")
 
-    def new_optimizer(self):
-        return self.optimizer_class.from_config(copy.copy(self.optimizer_config))
-
-    def restore(self, model, values: Optional[List[np.ndarray]] = None) -> None:
-        """Recompile with a new optimizer and put every variable back (from the
-        snapshot, or from ``values`` of the same shapes, e.g. a seed trial's state).
+    def restore(self, model, values: Optional[List[np.ndarray]] = None,
+                recipe: Optional[CompileRecipe] = None) -> None:
+        """Recompile with a new optimizer (from ``recipe``, by default the snapshot's)
+        and put every variable back (from the snapshot, or from ``values`` of the same
+        shapes, e.g. a seed trial's state).
 
         Everything that can fail (structure check, optimizer construction) runs
         before the model is touched.
         """
         require_model(model)
         self.check(model)
+        recipe = recipe or self.recipe
         with strategy_scope(model):
-            optimizer = self.new_optimizer()
-            model.compile(**dict(self.compile_kwargs, optimizer=optimizer))
+            optimizer = recipe.new_optimizer()
+            model.compile(**dict(recipe.compile_kwargs, optimizer=optimizer))
             assign_variables(model, self.values if values is None else values)  # every replica
         model.reset_metrics()
 
     def __repr__(self) -> str:
         return (f"Snapshot({self.name!r}: {len(self.values)} variables, {self.parameters:,} values, "
-                f"{self.optimizer_class.__name__}, fingerprint {self.fingerprint[:12]})")
+                f"{self.recipe.optimizer_class.__name__}, fingerprint {self.fingerprint[:12]})")
 
     def _repr_pretty_(self, printer, cycle):
         printer.text(repr(self) + (f"\n{self.status}" if self.status else ""))

@@ -55,10 +55,12 @@ class SnapshotStore:
     def _stem(self, name: str, fingerprint: str) -> str:
         return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{fingerprint[:16]}"
 
-    def save(self, name: str, fingerprint: str, specs, values: List[np.ndarray], extra=None) -> dict:
+    def save(self, name: str, fingerprint: str, specs, values: List[np.ndarray], extra=None,
+             sign=None) -> dict:
         """Write one snapshot (replacing a same-content copy); returns its manifest.
 
-        ``extra`` (JSON-able) is kept in the manifest, e.g. a training History.
+        ``extra`` (JSON-able) is kept in the manifest, e.g. a training History; ``sign``
+        (``Signer.sign``) adds a signature over the manifest, checksum included.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         stem = self._stem(name, fingerprint)
@@ -69,6 +71,8 @@ class SnapshotStore:
                     "data": data.name, "nbytes": offsets[-1], "checksum": checksum,
                     "variables": [{"path": p, "shape": list(s), "dtype": d, "offset": o}
                                   for (p, s, d), o in zip(specs, offsets)], "extra": extra or {}}
+        if sign is not None:
+            manifest = sign(manifest)
         _atomic_write(self.directory / f"{stem}.json", [json.dumps(manifest, indent=1).encode()])
         manifest["manifest"] = str(self.directory / f"{stem}.json")
         return manifest

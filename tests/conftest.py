@@ -5,6 +5,8 @@ import pytest
 
 # Every IPython and kernel the tests start gets an empty profile dir, never ~/.ipython.
 os.environ["IPYTHONDIR"] = tempfile.mkdtemp(prefix="repro-ipython-")
+# ...and a Jupyter data dir of its own: the signing key the tests make is never the user's.
+os.environ["JUPYTER_DATA_DIR"] = tempfile.mkdtemp(prefix="repro-jupyter-data-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402

@@ -8,10 +8,9 @@ import pandas as pd
 import pytest
 
 from jupyter_repro.environment import Environment, collect
-from jupyter_repro.fingerprint import fingerprint_value
-from jupyter_repro.fit import fit_arguments
 from jupyter_repro.ledger import Ledger, history_frame
 from jupyter_repro.store import CorruptSnapshot, SnapshotStore
+from jupyter_repro.verdict import decide
 
 APPENDER = """
 import sys
@@ -50,15 +49,24 @@ def record(ledger, result, env=None):
 
 def test_verdicts(tmp_path):
     ledger = Ledger(tmp_path)
+
+    def verdict(record):
+        return decide(record, ledger.records())
+
     first = record(ledger, "r1")
-    assert ledger.verdict(first).status == "first"
+    assert verdict(first).status == "first"
     same = record(ledger, "r1")
-    assert str(ledger.verdict(same)) == "run #2: same inputs as run #1 (2026-11-20 12:04) → identical ✓"
+    assert str(verdict(same)) == "run #2: same inputs as run #1 (2026-11-20 12:04) → identical ✓"
     differs = record(ledger, "r2", {"keras": "3.16.0"})
-    text = str(ledger.verdict(differs))
+    text = str(verdict(differs))
     assert text.startswith("⚠ run #3: same inputs as run #2") and "keras 3.15.1 → 3.16.0" in text
     unexplained = record(ledger, "r3", {"keras": "3.16.0"})
-    assert "environment unchanged, so the fit itself is not deterministic" in str(ledger.verdict(unexplained))
+    assert "environment unchanged, so the fit itself is not deterministic" in str(verdict(unexplained))
+    opaque = ledger.append({"input_key": "same", "result": "r9", "opaque": {"fit.x": "fit.x is a generator"},
+                            "reason": "fit.x is a generator"})
+    assert str(verdict(opaque)) == "run #5: not compared: fit.x is a generator"   # never "DIFFERS"
+    later = record(ledger, "r3", {"keras": "3.16.0"})
+    assert verdict(later).earlier["run"] == 4          # an opaque run is never the earlier one
 
 
 def test_history_frame_filters(tmp_path):
@@ -108,25 +116,3 @@ def test_environment_diff_names_what_changed():
     other = Environment(here, numpy="0.0.1")
     assert other.diff(here) == [("numpy", "0.0.1", here["numpy"])]
     assert Environment(keras="3.1 (not imported)").diff({"keras": "3.1"}) == []
-
-
-def test_input_fingerprints_name_each_argument():
-    x = np.ones((4, 2), "float32")
-    base = fit_arguments({"x": x, "y": x[:, 0], "epochs": 3, "verbose": 0, "callbacks": None})
-    assert set(base) == {"x", "y", "callbacks", "arguments"}
-    assert fit_arguments({"x": x.copy(), "y": x[:, 0], "epochs": 3, "verbose": 2, "callbacks": None}) == base
-    changed = fit_arguments({"x": x * 2, "y": x[:, 0], "epochs": 4, "verbose": 0, "callbacks": None})
-    assert [k for k in base if base[k] != changed[k]] == ["x", "arguments"]
-
-
-def test_fingerprint_value_is_content_based():
-    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
-    assert fingerprint_value(frame) == fingerprint_value(frame.copy())
-    assert fingerprint_value(frame) != fingerprint_value(frame.assign(b=["x", "z"]))
-    assert fingerprint_value(np.zeros(3, "float32")) != fingerprint_value(np.zeros(3, "float64"))
-    assert fingerprint_value(object()) == fingerprint_value(object())  # type only, never repr
-
-    class Noisy:
-        def __init__(self, scale, rng=None):
-            self.scale, self.rng = scale, np.random.default_rng()
-    assert fingerprint_value(Noisy(0.1)) == fingerprint_value(Noisy(0.1)) != fingerprint_value(Noisy(0.2))

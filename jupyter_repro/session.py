@@ -1,0 +1,296 @@
+"""A reproducible training session: the policy of every run, in plain Python.
+
+``Session`` owns what a run goes through, in this order: check the model against its
+snapshot, take the inputs (``inputs.py``), restore the snapshot with a fresh optimizer
+built from the compile settings the model has *now*, reseed, run the user's code
+(watching ``model.fit``), fingerprint the result, decide the verdict (``verdict.py``),
+record it in the ledger, store or replay the state (``cache.py``). The magics and
+scripts are thin callers::
+
+    from jupyter_repro import Session
+
+    session = Session(seed=42, store=".repro")
+    session.snapshot(model)
+    report = session.fit(model, lambda: model.fit(X, y, epochs=20, verbose=0))
+    print(report.verdict)      # run #2: same inputs as run #1 (12:04) → identical ✓
+
+A script's fit function counts by its code, closure and the globals it reads; a
+notebook cell by its code and the notebook names it reads (``source=``, ``namespace=``).
+"""
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import platform
+import time
+import weakref
+from typing import Callable, Dict, List, Optional, Sequence
+
+from .errors import ReproError
+from .seeding import Seeder, validate_seed
+
+
+class Session:
+    """Seed, snapshots, fits, trials, ledger and cache of one interpreter."""
+
+    def __init__(self, seed: Optional[int] = None, deterministic: bool = True, store: Optional[str] = ".repro",
+                 cache_max_bytes: int = 2**30, seeder: Optional[Seeder] = None, signer=None):
+        self.seeder = seeder or Seeder()
+        self.store = store
+        self.cache_max_bytes = cache_max_bytes
+        self._signer = signer
+        self.snapshots: Dict[str, object] = {}
+        self._compiled: Dict[int, tuple] = {}  # id(model) -> (model, optimizer, compile config, recipe), weakly
+        if seed is not None:
+            self.seed(seed, deterministic)
+
+    # -- seed -------------------------------------------------------------------
+    def seed(self, seed, deterministic: bool = True):
+        """Seed every RNG (now, or when its library is imported) and set determinism."""
+        return self.seeder.seed_everything(seed, deterministic)
+
+    @property
+    def signer(self):
+        if self._signer is None:
+            from .signing import Signer
+
+            self._signer = Signer()
+        return self._signer
+
+    @property
+    def ledger(self):
+        from .ledger import Ledger
+
+        return Ledger(self.store) if self.store else None
+
+    # -- snapshots --------------------------------------------------------------
+    def snapshot(self, model, name: Optional[str] = None, variable: Optional[str] = None):
+        """Register ``model``'s current state as the one each fit starts from, and save it."""
+        from .snapshot import Snapshot
+
+        snapshot = Snapshot.capture(model, name or variable or "model")
+        snapshot.variable = variable or snapshot.name
+        snapshot.status = self._persist(snapshot)
+        self.snapshots[snapshot.name] = snapshot
+        self._remember_compile(model, snapshot.recipe)
+        return snapshot
+
+    def snapshot_for(self, name: Optional[str] = None):
+        """The snapshot called ``name`` (or taken of the variable ``name``); the only one if None."""
+        if not self.snapshots:
+            raise ReproError("no snapshot registered: run %repro_snapshot MODEL after compiling it")
+        if name is None:
+            if len(self.snapshots) > 1:
+                raise ReproError(f"several snapshots ({', '.join(self.snapshots)}): name one, "
+                                 "e.g. %%repro_fit " + next(iter(self.snapshots)))
+            return next(iter(self.snapshots.values()))
+        if name in self.snapshots:
+            return self.snapshots[name]
+        matches = [s for s in self.snapshots.values() if s.variable == name]
+        if not matches:
+            raise ReproError(f"no snapshot for '{name}': run %repro_snapshot {name} after compiling it")
+        return matches[-1]
+
+    def _persist(self, snapshot) -> str:
+        """Save ``snapshot``; say how it compares with the one saved under its name before."""
+        from .store import CorruptSnapshot, SnapshotStore
+
+        if not self.store:
+            return "not saved (no store)"
+        store = SnapshotStore(self.store)
+        saved = store.saved(snapshot.name)
+        same = [m for m in saved if m.get("fingerprint") == snapshot.fingerprint]
+        try:
+            if same:
+                store.load(same[-1])  # verify the bytes on disk, not only the manifest
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(same[-1]["created"]))
+                return f"matches the snapshot saved under '{snapshot.name}' on {when} ✓"
+        except CorruptSnapshot as error:
+            store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, snapshot.values)
+            return f"{error}; saved a fresh copy"
+        manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, snapshot.values)
+        if saved:
+            return (f"⚠ differs from the snapshot saved earlier under '{snapshot.name}' "
+                    f"({saved[-1]['fingerprint'][:12]}); both are kept: {manifest['data']}")
+        return f"saved to {manifest['manifest']}"
+
+    # -- compile settings -------------------------------------------------------
+    def _remember_compile(self, model, recipe) -> None:
+        """What ``model`` is compiled with now, and by whom: a later ``compile`` by the
+        user replaces these objects, which is how ``recipe_for`` tells."""
+        refs = tuple(_weak(o) for o in (model, model.optimizer, getattr(model, "_compile_config", None)))
+        self._compiled[id(model)] = refs + (recipe,)
+
+    def recipe_for(self, model, snapshot):
+        """The compile settings a fit uses: the model's as they are now (a ``compile`` after
+        the snapshot counts), each time with a brand-new optimizer; and what differs from
+        the snapshot's, for the report."""
+        from .snapshot import CompileRecipe
+
+        known = self._compiled.get(id(model))
+        current = (model, model.optimizer, getattr(model, "_compile_config", None))
+        if known is not None and all(ref() is obj for ref, obj in zip(known[:3], current)):
+            recipe = known[3]
+        else:
+            recipe = CompileRecipe.of(model)
+        return recipe, recipe.differences(snapshot.recipe)
+
+    # -- fit ----------------------------------------------------------------------
+    def fit(self, model, body: Callable[[], object], **options):
+        """Restore, reseed, run ``body`` (which trains ``model``), record; a ``FitReport``.
+
+        ``body`` counts by its code, closure and the globals it reads, unless ``source``
+        and ``namespace`` name the notebook cell it runs. Options as for ``running``.
+        """
+        with self.running(model, code=body, **options) as report:
+            body()
+        return report
+
+    @contextlib.contextmanager
+    def running(self, model, *, code: Optional[Callable] = None, source: Optional[str] = None,
+                namespace: Optional[dict] = None, hidden: Sequence[str] = (), snapshot=None,
+                seed: Optional[int] = None, cache: bool = False, verify: bool = False,
+                label: Optional[str] = None, state: Optional[List] = None):
+        """Context manager: the model restored and reseeded inside, the run recorded after.
+
+        ``source``/``namespace``: the notebook cell that runs inside and the names it reads;
+        else ``code``, the function that runs inside. With neither, the code is unknown
+        and the run is "not compared". ``cache``: replay a stored result for the same
+        inputs instead of training; ``verify``: train anyway and compare. ``state``: initial
+        variables other than the snapshot's (a seed trial's). What the block raises is
+        raised again after the model's ``fit`` is put back; a run that did not finish is
+        not recorded.
+        """
+        from .fingerprint import fingerprint_arrays
+        from .fit import FitCalls, FitReport
+        from .inputs import add_cell, add_function
+        from .snapshot import model_fingerprint, require_model
+
+        snapshot = snapshot or self.snapshot_for(label)
+        seed = self.seeder.seed if seed is None else seed
+        if seed is None:
+            raise ReproError("no seed: run %repro_seed 42 first, or pass --seed 42")
+        seed = validate_seed(seed)
+        if (cache or verify) and not self.store:
+            raise ReproError("--cache needs a store: set %config ReproMagics.store = '.repro'")
+        if verify and not cache:
+            raise ReproError("--verify goes with --cache: %%repro_fit --cache --verify")
+        require_model(model, repr(label or snapshot.variable))
+        snapshot.check(model)
+        recipe, compile_changes = self.recipe_for(model, snapshot)
+        start = snapshot.fingerprint if state is None else fingerprint_arrays(
+            (str(i), a) for i, a in enumerate(state))
+        report = FitReport(label or snapshot.variable, seed, snapshot.name, start)
+        inputs = report.inputs
+        inputs.parts.update(snapshot=start, seed=str(seed))
+        exclude = {id(model): "the model trained"}
+        if source is not None:
+            add_cell(inputs, source, namespace or {}, hidden, exclude)
+        elif code is not None:
+            add_function(inputs, code, exclude)
+        else:
+            inputs.opaque["cell"] = "the code run is not known (pass a function to Session.fit)"
+        started = time.perf_counter()
+        snapshot.restore(model, state, recipe)  # checks first: raises before touching anything
+        self._remember_compile(model, recipe)
+        self.seeder.reseed(seed)
+        if compile_changes:
+            report.notes.append("compiled with the model's current settings, not the snapshot's: "
+                                + "; ".join(compile_changes))
+        ledger = self.ledger
+        replayer = self._replayer(ledger, inputs, model, verify) if cache else None
+        with self.seeder.paused(), FitCalls(model, inputs, recipe, replay=replayer) as calls:
+            success = False
+            try:
+                yield report
+                success = True
+            finally:
+                report.seconds, report.success = time.perf_counter() - started, success
+        report.fingerprint = model_fingerprint(model)
+        report.metrics = calls.metrics
+        if not calls.calls and source is not None:
+            report.notes.append("no model.fit in the cell: its inputs are the cell's code and the "
+                                "notebook values it reads")
+        if ledger is not None:  # read after the fit: nothing extra is held while it trains
+            self._record(report, ledger, calls, replayer, model)
+
+    def _replayer(self, ledger, inputs, model, verify):
+        from .cache import Replayer, StateCache
+
+        return Replayer(StateCache(self.store, self.cache_max_bytes, self.signer), ledger, inputs, model, verify)
+
+    def _record(self, report, ledger, calls, replayer, model) -> None:
+        from . import environment
+        from .verdict import Verdict, decide
+
+        record = report.record(environment.collect())
+        record.update(id=os.urandom(8).hex(), by=_whoami())
+        if calls.replayed:
+            verdict = Verdict("cached", record, replayer.source)
+            record["cached_from"] = replayer.source["run"]
+        else:
+            verdict = decide(record, ledger.records(), self.signer.verifies)
+            if (replayer is not None and replayer.refused is None and len(calls.calls) == 1
+                    and report.inputs.comparable):
+                replayer.cache.save(report.fingerprint, model, calls.history)
+                record["state"] = True
+        record.update(verdict=verdict.status, same_inputs_as=verdict.earlier and verdict.earlier["run"])
+        verdict.record = ledger.append(self.signer.sign(record))
+        report.run, report.verdict = verdict.record["run"], verdict
+        if replayer is not None and not calls.replayed and replayer.note:
+            report.notes.append(replayer.note)
+
+    # -- trials -------------------------------------------------------------------
+    def trials(self, model, body: Callable[[], object], seeds: Sequence[int],
+               metrics: Callable[[], Dict[str, object]] = dict, progress: Callable[[str], None] = print,
+               **fit_options):
+        """Run the fit once per seed, each from the model's own initializers under that
+        seed (the session seed's from the snapshot); a DataFrame per seed with mean, std,
+        min and max. The model then holds the session seed's result (the last trial's if
+        the session seed is not among ``seeds``). ``metrics()`` gives the values to collect."""
+        from .snapshot import assign_variables, read_variables
+        from .trials import initial_state, trial_row, trials_frame
+
+        snapshot = fit_options.pop("snapshot", None) or self.snapshot_for(fit_options.get("label"))
+        session_seed = self.seeder.seed
+        rows, session_state = [], None
+        for number, seed in enumerate(seeds, 1):
+            progress(f"trial {number}/{len(seeds)}: seed {seed}")
+            state = None if seed == session_seed else initial_state(model, snapshot, seed)
+            report = self.fit(model, body, snapshot=snapshot, seed=seed, state=state, **fit_options)
+            rows.append(trial_row(seed, report.metrics, metrics()))
+            progress("    " + ", ".join(f"{k} {v:.6g}" for k, v in rows[-1].items() if k != "seed")
+                     + f" ({report.seconds:.1f} s)")
+            if seed == session_seed:
+                session_state = read_variables(model)
+        if session_state is not None and seeds[-1] != session_seed:
+            assign_variables(model, session_state)  # the model holds the session seed's result
+        return trials_frame(rows)
+
+
+def _weak(obj):
+    if obj is None:
+        return lambda: None
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: obj
+
+
+def _whoami() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name in this container
+        user = "?"
+    return f"{user}@{platform.node()}"
+
+
+def reproducible_fit(model, snapshot, seed: int, seeder: Optional[Seeder] = None, label: str = "model"):
+    """Context manager form of a fit for plain Python, recording nothing::
+
+        with reproducible_fit(model, snapshot, seed=42) as run:
+            model.fit(X, y, epochs=20)
+        run.fingerprint   # XXH3-128 of every variable after training
+    """
+    return Session(seeder=seeder or Seeder(), store=None).running(model, snapshot=snapshot, seed=seed, label=label)

@@ -1,0 +1,98 @@
+"""The verdict under a fit cell, compared with the runs recorded before it.
+
+Four honest answers, and a fifth for the cache:
+
+* **first**: no earlier run had these inputs (and, when the model ran before, which
+  inputs changed since its last run);
+* **identical**: an earlier run had the same inputs, and the result has the same bytes;
+* **differs**: same inputs, other bytes, naming what changed in the environment, or
+  saying that the fit itself is not deterministic. Only said when every input was
+  fingerprinted by content and all matched;
+* **not compared**: an input could not be fingerprinted (which one, and why);
+* **cached**: the result was restored from an earlier run instead of training.
+
+An earlier run from another installation (a ledger line it did not sign) is compared
+too, and said to be from elsewhere.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Tuple
+
+from .inputs import changed
+
+
+@dataclass
+class Verdict:
+    """One line under a fit cell."""
+
+    status: str  # "first" | "identical" | "differs" | "not compared" | "cached"
+    record: dict
+    earlier: Optional[dict] = None
+    env_changes: List[Tuple[str, str, str]] = field(default_factory=list)
+    changed_inputs: List[str] = field(default_factory=list)  # "first": what changed since the model's last run
+    elsewhere: bool = False  # the earlier run was not signed by this installation
+
+    def __str__(self) -> str:
+        run = self.record.get("run", "?")
+        if self.status == "not compared":
+            return f"run #{run}: not compared: {self.record.get('reason')}"
+        if self.status == "first":
+            text = f"run #{run}: first run with these inputs"
+            if self.changed_inputs:
+                text += f" (changed since run #{self.earlier['run']}: {', '.join(self.changed_inputs[:6])}" + \
+                    (", ..." if len(self.changed_inputs) > 6 else "") + ")"
+            return text
+        if self.status == "cached":
+            return (f"run #{run}: result from run #{self.earlier['run']} ({_when(self.earlier)}), restored "
+                    "from the cache; training skipped")
+        head = f"run #{run}: same inputs as run #{self.earlier['run']} ({_when(self.earlier)}{self._whose()})"
+        if self.status == "identical":
+            return f"{head} → identical ✓"
+        if self.env_changes:
+            what = "; ".join(f"{name} {before} → {now}" for name, now, before in self.env_changes)
+            return f"⚠ {head} → result DIFFERS; environment changed: {what}"
+        return f"⚠ {head} → result DIFFERS; environment unchanged, so the fit itself is not deterministic"
+
+    def _whose(self) -> str:
+        if not self.elsewhere:
+            return ""
+        by = self.earlier.get("by")
+        return f", from elsewhere{': ' + by if by else ''}, not signed here"
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(str(self))
+
+
+def decide(record: dict, records: List[dict], signed_here: Callable[[dict], bool] = lambda r: True) -> Verdict:
+    """The verdict for ``record`` (not appended yet, or appended: only runs before it count)."""
+    if record.get("opaque"):
+        return Verdict("not compared", record)
+    before = record.get("run", len(records) + 1)
+    earlier = [r for r in records if r["run"] < before and r.get("input_key") == record["input_key"]
+               and not r.get("opaque") and r.get("result")]
+    if not earlier:
+        last = [r for r in records if r["run"] < before and r.get("model") == record.get("model")
+                and isinstance(r.get("inputs"), dict)]
+        if not last:
+            return Verdict("first", record)
+        return Verdict("first", record, last[-1], changed_inputs=changed(record["inputs"], last[-1]["inputs"]))
+    mine = [r for r in earlier if signed_here(r)]
+    previous = (mine or earlier)[-1]
+    elsewhere = not mine
+    if previous.get("result") == record.get("result"):
+        return Verdict("identical", record, previous, elsewhere=elsewhere)
+    from .environment import Environment
+
+    changes = Environment(record.get("env", {})).diff(previous.get("env", {}))
+    return Verdict("differs", record, previous, changes, elsewhere=elsewhere)
+
+
+def _when(record: dict) -> str:
+    try:
+        moment = _dt.datetime.fromisoformat(record["time"])
+    except (KeyError, ValueError):
+        return "?"
+    same_day = moment.date() == _dt.datetime.now(moment.tzinfo).date()
+    return moment.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M")

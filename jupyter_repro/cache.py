@@ -174,8 +174,8 @@ class Replayer:
     def _refusal(self, arguments: dict, observable) -> Optional[str]:
         if observable:
             name = observable[0]
-            return (f"{name} is a {type(arguments[name]).__name__}, known only as the fit reads it, "
-                    "so no earlier result can be matched to it")
+            what = self.inputs.opaque.get(f"fit.{name}", f"fit.{name} is data").split(" ", 1)[1]
+            return f"{name} {what}, known only as the fit reads it, so no earlier result can be matched to it"
         if not self.inputs.comparable:
             return f"{self.inputs.reason}, so no earlier result can be matched to it"
         return refusal(arguments.get("callbacks"))

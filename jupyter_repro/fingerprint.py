@@ -88,7 +88,7 @@ def is_library_module(module_name: Optional[str]) -> bool:
     """True for modules installed with Python or into site-packages: their code is part of
     the environment (versions are recorded apart), so they count by name."""
     if not module_name or module_name == "__main__":
-        return module_name is None
+        return False  # the notebook's, or code exec'd without a module name
     module = sys.modules.get(module_name)
     if module is None:
         return True
@@ -170,6 +170,8 @@ class _Walker:
             self.put("tf.function;")
             self.feed(value.python_function)
             self.feed(getattr(value, "_jit_compile", None))
+        elif _library_global(value):  # np.mean (a dispatcher object), tf.math.add...: the environment's
+            self.put(f"fn:{value.__module__}.{value.__qualname__};")
         elif isinstance(value, (io.IOBase,)):
             raise Unfingerprintable(f"is an open file ({_kind(value)})")
         else:
@@ -294,7 +296,8 @@ class _Walker:
             for variable in value.variables:
                 self.array(tensor_to_numpy(variable))
             return
-        config = value.get_config()
+        config = dict(value.get_config())
+        config.pop("name", None)  # numbered per process (adam_1, mean_squared_error_2); changes nothing
         schedule = getattr(value, "_learning_rate", None)
         if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
             config["learning_rate"] = schedule  # by its class's code, not its name
@@ -377,6 +380,17 @@ def _is_tf_function(value) -> bool:
 def _is_keras_callback(value) -> bool:
     keras = sys.modules.get("keras")
     return keras is not None and isinstance(value, keras.callbacks.Callback)
+
+
+def _library_global(value) -> bool:
+    """A callable a library exports under its own module and name."""
+    module, name = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if not (callable(value) and isinstance(module, str) and isinstance(name, str)) or not is_library_module(module):
+        return False
+    found = sys.modules.get(module)
+    for part in name.split("."):
+        found = getattr(found, part, None)
+    return found is value
 
 
 def _is_keras_object(value) -> bool:

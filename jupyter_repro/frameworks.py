@@ -25,7 +25,10 @@ def seed_numpy(np, seed: int, deterministic: bool) -> str:
 def seed_tensorflow(tf, seed: int, deterministic: bool) -> str:
     tf.random.set_seed(seed)
     if not deterministic:
-        tf.config.experimental.disable_op_determinism()
+        # TensorFlow exports only enable_op_determinism; its counterpart lives beside it.
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
         return "seeded; op determinism off"
     tf.config.experimental.enable_op_determinism()
     return "seeded; op determinism on"

@@ -97,8 +97,8 @@ class CompileRecipe:
 
     def settings(self) -> Dict[str, Any]:
         """Everything the recipe sets, for fingerprinting."""
-        return {"compile": self.compile_kwargs, "optimizer": self.optimizer_class,
-                "optimizer config": self.optimizer_config}
+        config = {k: v for k, v in self.optimizer_config.items() if k != "name"}  # adam_1 is adam
+        return {"compile": self.compile_kwargs, "optimizer": self.optimizer_class, "optimizer config": config}
 
     def differences(self, other: "CompileRecipe") -> List[str]:
         """``["loss 'mse' → 'mae'", "learning_rate 0.01 → 0.05"]``: what ``self`` changes from ``other``."""

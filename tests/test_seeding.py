@@ -119,3 +119,29 @@ def test_too_late_for_xla_flags_is_said_not_hidden():
     """, XLA_FLAGS="", KERAS_BACKEND="jax")
     assert early[-1] == ("--xla_gpu_deterministic_ops=true | --xla_gpu_deterministic_ops=true added "
                          "(JAX not initialised yet)")
+
+
+def test_repro_seed_sets_the_seed_it_is_given_and_turns_determinism_off_and_on(ip):
+    import tensorflow as tf
+    import torch
+    from tensorflow.python.framework import config as tf_config
+
+    magics = ip.magics_manager.registry["ReproMagics"]
+    ip.run_cell("%repro_seed 42")
+    report = ip.run_cell("%repro_seed 5 --no-deterministic").result
+    assert report.seed == magics.seed == magics.seeder.seed == 5 and not magics.deterministic
+    assert not tf_config.is_op_determinism_enabled() and not torch.are_deterministic_algorithms_enabled()
+    assert report.frameworks["tensorflow"] == "seeded; op determinism off"
+    assert int(tf.random.uniform((), maxval=2**30, dtype=tf.int32, seed=1)) == int(
+        (tf.random.set_seed(5), tf.random.uniform((), maxval=2**30, dtype=tf.int32, seed=1))[1])  # seed 5 took
+    ip.run_cell("%repro_seed 5")
+    assert magics.deterministic and tf_config.is_op_determinism_enabled() and torch.are_deterministic_algorithms_enabled()
+    ip.run_cell("%config ReproMagics.deterministic = False")
+    assert magics.seeder.seed == 5 and not tf_config.is_op_determinism_enabled()
+    ip.run_cell("%config ReproMagics.deterministic = True")
+    assert tf_config.is_op_determinism_enabled()
+
+
+def test_cell_seed_ignores_comments_and_layout():
+    assert cell_seed(42, "x = f( 1 )  # note\n\n") == cell_seed(42, "x=f(1)")
+    assert cell_seed(42, "x = f(1)") != cell_seed(42, "x = f(2)")

@@ -164,7 +164,9 @@ class Session:
         """
         from .fingerprint import fingerprint_arrays
         from .fit import FitCalls, FitReport
+        from .fingerprint import Unfingerprintable
         from .inputs import add_cell, add_function
+        from .observed import FilesRead
         from .snapshot import model_fingerprint, require_model
 
         snapshot = snapshot or self.snapshot_for(label)
@@ -200,7 +202,7 @@ class Session:
                                 + "; ".join(compile_changes))
         ledger = self.ledger
         replayer = self._replayer(ledger, inputs, model, verify) if cache else None
-        with self.seeder.paused(), FitCalls(model, inputs, recipe, replay=replayer) as calls:
+        with self.seeder.paused(), FitCalls(model, inputs, recipe, replay=replayer) as calls, FilesRead() as files:
             success = False
             try:
                 yield report
@@ -209,9 +211,13 @@ class Session:
                 report.seconds, report.success = time.perf_counter() - started, success
         report.fingerprint = model_fingerprint(model)
         report.metrics = calls.metrics
-        if not calls.calls and source is not None:
-            report.notes.append("no model.fit in the cell: its inputs are the cell's code and the "
-                                "notebook values it reads")
+        if not calls.calls:  # a training loop of its own: what it read from disk counts too
+            try:
+                inputs.parts.update(files.fingerprints())
+            except Unfingerprintable as error:
+                inputs.opaque["files"] = error.reason
+            report.notes.append("no model.fit in the cell: its inputs are its code, the notebook "
+                                f"values it reads and the files it opened ({len(files.paths)})")
         if ledger is not None:  # read after the fit: nothing extra is held while it trains
             self._record(report, ledger, calls, replayer, model)
 

@@ -176,3 +176,14 @@ def test_a_comment_or_reformatting_keeps_the_initial_weights(kernel):
     assert initial("# the model, again\nmodel = build( )\n\n") == plain
     assert initial("model = (\n    build()\n)  # reformatted") == plain
     assert initial("model = build()\nunused = 2") != plain       # a changed cell draws anew
+
+
+def test_gradient_tape_loop_that_loads_its_data_from_disk_follows_the_file(kernel, tmp_path):
+    """The data never passes through a notebook name: only the file it reads tells A from B."""
+    if kernel.backend != "tensorflow":
+        pytest.skip("tf.GradientTape loops train TensorFlow-backend models only")
+    path = tmp_path / "X.npy"
+    fit = TAPE_LOOP.replace("%%repro_fit model\n", f"%%repro_fit model\nX = np.load(r'{path}')\n")
+    runs = back_and_forth(kernel, f"np.save(r'{path}', raw * {{setting}})", fit)
+    assert_back_and_forth(runs)
+    assert "the files it opened (1)" in runs[0]["out"]

@@ -65,14 +65,3 @@ def load_cmapss(data_dir: Optional[os.PathLike] = None, subset: str = "FD001") -
     if len(rul) != test.unit.nunique():
         raise ReproError(f"{files['RUL']} has {len(rul)} rows for {test.unit.nunique()} test engines")
     return CMAPSS(train, test, rul, source=f"NASA CMAPSS {subset} from {folder}")
-
-
-def load_or_synthesize(data_dir: Optional[os.PathLike] = None, subset: str = "FD001",
-                       seed: int = 0) -> CMAPSS:
-    """The real files from ``data_dir`` or ``CMAPSS_DIR``; the synthetic fleet only when
-    neither is given (a directory the user named must be right: no silent fallback)."""
-    if data_dir is None and not os.environ.get("CMAPSS_DIR"):
-        from .synthetic import synthetic_fleet
-
-        return synthetic_fleet(seed)
-    return load_cmapss(data_dir, subset)

@@ -98,7 +98,7 @@ def test_check_names_inputs_that_differ(tmp_path):
     unseeded = "X = np.random.default_rng().normal(size=(64, 3)).astype('float32')\ny = X.sum(1)"
     done = cli("check", notebook(tmp_path / "data.ipynb", SETUP, MODEL, "%repro_snapshot model", unseeded, FIT))
     assert done.returncode == 1
-    assert "  1  model             2  inputs: input x, input y" in done.stdout
+    assert "  1  model             2  inputs: fit.x, fit.y, X, y" in done.stdout
 
 
 def test_check_names_a_result_that_differs_with_the_same_inputs(tmp_path):

@@ -293,8 +293,11 @@ class _Walker:
         self.feed(type(value))
         if isinstance(value, keras.layers.Layer):
             self.feed(without_layer_names(layer_config(value)))
-            for variable in value.variables:
-                self.array(tensor_to_numpy(variable))
+            for variable in value.variables:  # a layer shared with the model trained: its variables are the run's
+                if id(variable) in self.exclude:
+                    self.put(f"excluded:{self.exclude[id(variable)]};")
+                else:
+                    self.array(tensor_to_numpy(variable))
             return
         config = dict(value.get_config())
         config.pop("name", None)  # numbered per process (adam_1, mean_squared_error_2); changes nothing

@@ -187,6 +187,7 @@ class Session:
         inputs = report.inputs
         inputs.parts.update(snapshot=start, seed=str(seed))
         exclude = {id(model): "the model trained"}
+        exclude.update((id(v), f"the model's variable {i}") for i, v in enumerate(model.variables))
         if source is not None:
             add_cell(inputs, source, namespace or {}, hidden, exclude)
         elif code is not None:

@@ -197,3 +197,17 @@ def test_crafted_state_with_matching_checksums_is_not_replayed(ip, tmp_path):
     report = ip.run_cell(fit).result
     assert report.verdict.status == "differs" and "from elsewhere" in str(report)   # compared, said whose
     assert "not signed by this installation" in str(report) and report.fingerprint == trained.fingerprint
+
+
+def test_a_submodel_sharing_layers_with_the_model_does_not_make_every_run_new(ip):
+    """An encoder built from the autoencoder's layers holds the trained weights between
+    fits: its shared variables are the run's own state, not an input."""
+    ip.run_cell("%repro_seed 42")
+    ip.run_cell("import numpy as np, keras\nX = np.ones((32, 4), 'float32')\n"
+                "inputs = keras.Input((4,))\ncode = keras.layers.Dense(2)(inputs)\n"
+                "model = keras.Model(inputs, keras.layers.Dense(4)(code))\nencoder = keras.Model(inputs, code)\n"
+                "model.compile(optimizer='adam', loss='mse')")
+    ip.run_cell("%repro_snapshot model")
+    fit = "%%repro_fit model\nhistory = model.fit(X, X, epochs=2, verbose=0)\nz = encoder.predict(X, verbose=0)"
+    statuses = [ip.run_cell(fit).result.verdict.status for _ in range(2)]
+    assert statuses == ["first", "identical"]

@@ -54,13 +54,19 @@ def cell_seed(seed: int, source: str) -> int:
     return xxhash.xxh3_64_intdigest(key) & 0x7FFFFFFF
 
 
+_PROC_ENVIRON = "/proc/self/environ"  # Linux: the environment exactly as the process started
+#: Elsewhere (macOS, Windows), the earliest view this package has: the environment when it
+#: was first imported, at kernel start when a kernelspec loads the extension.
+_ENVIRON_AT_IMPORT = dict(os.environ)
+
+
 def _initial_environ() -> Dict[str, str]:
-    """The environment the process was started with (Linux), else ``os.environ``."""
+    """The environment the process was started with (Linux), else as this module first saw it."""
     try:
-        with open("/proc/self/environ", "rb") as handle:
+        with open(_PROC_ENVIRON, "rb") as handle:
             raw = handle.read()
     except OSError:
-        return dict(os.environ)
+        return dict(_ENVIRON_AT_IMPORT)
     pairs = (entry.split(b"=", 1) for entry in raw.split(b"\x00") if b"=" in entry)
     return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
 

@@ -21,6 +21,8 @@ from typing import Optional
 FIELD = "signature"
 #: fields added on reading, not part of what was signed
 _UNSIGNED = (FIELD, "run", "manifest")
+#: ``os.open`` is text mode on Windows unless told otherwise: the key would gain "\r" bytes.
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def default_key_file() -> Path:
@@ -48,7 +50,7 @@ class Signer:
         except FileNotFoundError:
             self.key_file.parent.mkdir(parents=True, exist_ok=True)
             try:  # O_EXCL: two kernels starting at once agree on one key
-                descriptor = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                descriptor = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o600)
             except FileExistsError:
                 return self._read_or_create()
             key = secrets.token_bytes(32)

@@ -1,11 +1,14 @@
 """Ledger, verdicts, snapshot store, environment, input fingerprints (in-process)."""
 import json
+import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
+from filelock import FileLock
 
 from jupyter_repro.environment import Environment, collect
 from jupyter_repro.ledger import Ledger, history_frame
@@ -30,6 +33,57 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path):
     for name in "ab":
         assert [r["i"] for r in records if r["writer"] == name] == list(range(1000))
     assert len({r["id"] for r in records}) == 2000
+
+
+def test_appends_wait_for_the_ledgers_filelock_across_processes(tmp_path):
+    """The lock the appends above go through is filelock's: while another process holds
+    it, an append waits (here, with a short timeout, it gives up clearly and writes nothing)."""
+    Ledger(tmp_path).append({"input_key": "a", "result": "1"})
+    appender = textwrap.dedent("""
+        import sys
+        import jupyter_repro.ledger as ledger
+        ledger.LOCK_TIMEOUT = 0.5
+        try:
+            ledger.Ledger(sys.argv[1]).append({"input_key": "b", "result": "2"})
+        except ledger.LedgerLocked as error:
+            print(error)
+        """)
+    with FileLock(tmp_path / "ledger.jsonl.lock"):
+        blocked = subprocess.run([sys.executable, "-c", appender, str(tmp_path)],
+                                 capture_output=True, text=True, timeout=120)
+    assert blocked.returncode == 0, blocked.stderr
+    assert "ledger.jsonl has been locked by another process for 0.5 s" in blocked.stdout
+    assert len((tmp_path / "ledger.jsonl").read_bytes().splitlines()) == 1
+    freed = subprocess.run([sys.executable, "-c", appender, str(tmp_path)], capture_output=True, text=True,
+                           timeout=120)
+    assert freed.stdout == "" and [r["input_key"] for r in Ledger(tmp_path).records()] == ["a", "b"]
+
+
+def test_loads_and_records_without_fcntl_or_pread(tmp_path):
+    """As on Windows: ``import fcntl`` fails and ``os.pread`` does not exist."""
+    code = textwrap.dedent("""
+        import os, sys
+        sys.modules["fcntl"] = None
+        del os.pread
+        from IPython.core.interactiveshell import InteractiveShell
+        shell = InteractiveShell.instance()
+        shell.extension_manager.load_extension("jupyter_repro")
+        from jupyter_repro.ledger import Ledger
+        ledger = Ledger(sys.argv[1])
+        print([ledger.append({"input_key": key})["run"] for key in "ab"], "repro_fit" in shell.magics_manager.magics["cell"])
+        """)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "[1, 2] True"
+
+
+def test_read_only_folder_is_read_without_a_lock(tmp_path, monkeypatch):
+    (tmp_path / "ledger.jsonl").write_bytes(b'{"input_key": "a"}\n{"input_key": "b", "res')
+    monkeypatch.setattr(os, "access", lambda path, mode: False if mode == os.W_OK else True)
+    ledger = Ledger(tmp_path)
+    assert [r["input_key"] for r in ledger.records()] == ["a"] and ledger.skipped == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.jsonl"]    # no lock file was made
 
 
 def test_unreadable_line_is_skipped_and_counted(tmp_path):

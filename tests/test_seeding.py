@@ -44,6 +44,18 @@ def test_hash_seed_detected_from_process_start():
         from jupyter_repro import hash_seed_at_start as h; print(h())""") == ["None"]
 
 
+@pytest.mark.parametrize("at_start, expected", [("123", "123"), (None, "None")])
+def test_hash_seed_without_proc_is_read_as_the_package_first_saw_it(at_start, expected):
+    """macOS and Windows have no /proc/self/environ: the environment when jupyter_repro was
+    imported stands in, so a variable set later in the process is still not believed."""
+    assert python("""
+        import os
+        import jupyter_repro.seeding as seeding
+        seeding._PROC_ENVIRON = os.path.join(os.sep, "no", "proc", "here")
+        os.environ['PYTHONHASHSEED'] = '5'
+        print(seeding.hash_seed_at_start())""", **({"PYTHONHASHSEED": at_start} if at_start else {})) == [expected]
+
+
 def test_seeding_before_import_does_not_import_tensorflow_and_seeds_it_on_import():
     lines = python("""
         import sys

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 from .fingerprint import Unfingerprintable
-from .inputs import Inputs, add_fit_call
+from .inputs import DATA_ARGUMENTS, IGNORED_ARGUMENTS, Inputs, add_fit_call
 from .observed import Observed
 
 
@@ -28,6 +28,8 @@ class FitReport:
     inputs: Inputs = field(default_factory=Inputs)
     fingerprint: Optional[str] = None   # of the variables after the user's code
     metrics: Dict[str, float] = field(default_factory=dict)
+    history: Dict[str, List[float]] = field(default_factory=dict)  # per epoch, of the last fit call
+    parameters: Dict[str, object] = field(default_factory=dict)  # fit arguments and compile settings, by name
     seconds: Optional[float] = None
     success: Optional[bool] = None
     run: Optional[int] = None
@@ -47,6 +49,8 @@ class FitReport:
                   "snapshot_name": self.snapshot, "inputs": dict(self.inputs.parts),
                   "input_key": self.input_key, "result": self.fingerprint, "metrics": self.metrics,
                   "seconds": round(self.seconds or 0.0, 3), "env": dict(env)}
+        if self.history:
+            record["history"] = self.history
         if self.inputs.opaque:
             record["opaque"] = dict(self.inputs.opaque)
             record["reason"] = self.inputs.reason
@@ -67,6 +71,23 @@ class FitReport:
     def _repr_pretty_(self, printer, cycle):
         printer.text(str(self))
 
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        state = {True: "done", False: "failed", None: "running"}[self.success]
+        head = (f"<b>repro_fit {state}</b>: {escape(self.model)}, seed {self.seed}, from snapshot "
+                f"'{escape(self.snapshot)}' (<code>{escape(self.snapshot_fingerprint[:12])}</code>)")
+        if self.fingerprint:
+            head += f" → <code>{escape(self.fingerprint[:12])}</code> in {self.seconds:.2f} s"
+        parts = [f"<div>{head}</div>"]
+        if self.verdict is not None:
+            parts.append(self.verdict._repr_html_())
+        if self.metrics:
+            parts.append("<div>" + ", ".join(f"{escape(k)} <code>{v:.6g}</code>" for k, v in self.metrics.items())
+                         + "</div>")
+        parts += [f"<div style='color:#9a6700'>{escape(note)}</div>" for note in self.notes]
+        return f"<div class='repro-fit' style='line-height:1.6'>{''.join(parts)}</div>"
+
 
 class FitCalls:
     """Context manager: wraps ``model.fit`` on the instance, recording each call's inputs."""
@@ -74,6 +95,7 @@ class FitCalls:
     def __init__(self, model, inputs: Inputs, recipe, replay: Optional[Callable] = None):
         self.model, self.inputs, self.recipe = model, inputs, recipe
         self.calls: List[str] = []  # the input prefix of each call: "fit.", "fit[2]."...
+        self.arguments: List[dict] = []  # each call's arguments other than data (epochs, batch_size...)
         self.history = None
         self.replay = replay  # (arguments, observable) -> History to return instead of training, or None
         self.replayed = False
@@ -85,24 +107,29 @@ class FitCalls:
 
         def fit(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
+            given = set(bound.arguments)  # Keras gets these only, as the user wrote them
             bound.apply_defaults()
             arguments = dict(bound.arguments)
             prefix = "fit." if not self.calls else f"fit[{len(self.calls) + 1}]."
             self.calls.append(prefix)
+            self.arguments.append({k: v for k, v in arguments.items()
+                                   if k not in DATA_ARGUMENTS and k not in IGNORED_ARGUMENTS and k != variadic})
+            if variadic:
+                self.arguments[-1].update(arguments.get(variadic) or {})
             observable = add_fit_call(self.inputs, prefix, self.model, arguments, self.recipe)
             if self.replay is not None and len(self.calls) == 1:
                 history = self.replay(arguments, observable)
                 if history is not None:
                     self.history, self.replayed = history, True
                     return history
-            self.history = self._train(original, arguments, variadic, prefix, observable)
+            self.history = self._train(original, arguments, variadic, prefix, observable, given)
             return self.history
 
         fit.__wrapped__ = original
         object.__setattr__(self.model, "fit", fit)
         return self
 
-    def _train(self, original, arguments, variadic, prefix, observable):
+    def _train(self, original, arguments, variadic, prefix, observable, given):
         observed, sources = Observed(), {}
         try:
             for name in observable:
@@ -113,7 +140,7 @@ class FitCalls:
                     self.inputs.opaque[prefix + name] = f"{prefix + name} {error.reason}"
                     sources.pop(prefix + name)
             extra = arguments.pop(variadic, None) or {} if variadic else {}
-            history = original(**arguments, **extra)
+            history = original(**{k: v for k, v in arguments.items() if k in given}, **extra)
         finally:
             observed.close()
         params = getattr(history, "params", None) or {}
@@ -131,3 +158,21 @@ class FitCalls:
     def metrics(self) -> Dict[str, float]:
         history = getattr(self.history, "history", None) or {}
         return {name: float(values[-1]) for name, values in history.items() if len(values)}
+
+    @property
+    def epochs(self) -> Dict[str, List[float]]:
+        """Every metric per epoch (the last fit call's), for the ledger and the loss curves."""
+        history = getattr(self.history, "history", None) or {}
+        return {name: [float(v) for v in values] for name, values in history.items() if len(values)}
+
+    @property
+    def parameters(self) -> Dict[str, object]:
+        """What a tracker shows as the run's parameters: each fit call's arguments other
+        than data (data and callbacks are inputs, by fingerprint) and the compile settings."""
+        found = {prefix + name: value for prefix, arguments in zip(self.calls, self.arguments)
+                 for name, value in arguments.items()}
+        found.update((f"compile.{name}", value) for name, value in self.recipe.compile_kwargs.items())
+        found["optimizer"] = self.recipe.optimizer_class.__name__
+        found.update((f"optimizer.{name}", value) for name, value in self.recipe.optimizer_config.items()
+                     if name != "name")
+        return found

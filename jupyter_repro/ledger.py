@@ -90,8 +90,11 @@ class Ledger:
 
 
 def history_frame(records: List[dict], model: Optional[str] = None, last: Optional[int] = None):
-    """The runs as a pandas DataFrame (one row per run, last-epoch metrics as columns)."""
+    """The runs as a pandas DataFrame (one row per run, last-epoch metrics as columns),
+    shown in colour by verdict in a notebook (``history.HistoryFrame``)."""
     import pandas as pd
+
+    from .history import REPEATS, HistoryFrame
 
     rows = []
     for record in records:
@@ -100,10 +103,14 @@ def history_frame(records: List[dict], model: Optional[str] = None, last: Option
         row = {"run": record["run"], "time": record.get("time", "")[:19].replace("T", " "),
                "model": record.get("model"), "seed": record.get("seed"),
                "inputs": record.get("input_key", "")[:12], "result": record.get("result", "")[:12],
-               "verdict": record.get("verdict", ""), "seconds": record.get("seconds")}
+               "verdict": record.get("verdict", ""),
+               "repeat of": record.get("same_inputs_as") if record.get("verdict") in REPEATS else None,
+               "seconds": record.get("seconds")}
         row.update(record.get("metrics", {}))
         rows.append(row)
     frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["repeat of"] = frame["repeat of"].astype("Int64")
     if last is not None:
         frame = frame.tail(last)
-    return frame.set_index("run") if len(frame) else frame
+    return HistoryFrame(frame.set_index("run") if len(frame) else frame)

@@ -11,6 +11,7 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
     c.ReproMagics.reseed_cells = True   # reseed from (seed, cell text) before every cell
     c.ReproMagics.store = ".repro"      # ledger and snapshots, beside the notebook ("" = off)
     c.ReproMagics.cache_max_bytes = 2**30  # cap on stored final states for --cache
+    c.ReproMagics.mlflow = True         # log each %%repro_fit as an MLflow run (jupyter-repro[mlflow])
 
 or, in a running session, ``%config ReproMagics.seed = 42``.
 """
@@ -64,6 +65,9 @@ class ReproMagics(Magics):
     cache_max_bytes = Int(2**30, help=(
         "Size cap of the states kept for %%repro_fit --cache; the least recently used "
         "go first.")).tag(config=True)
+    mlflow = Bool(False, help=(
+        "Log every %%repro_fit as an MLflow run (parameters, metrics per epoch, verdict tags; "
+        "--trials as nested runs), to MLflow's own tracking URI. Needs jupyter-repro[mlflow].")).tag(config=True)
 
     def __init__(self, shell=None, **kwargs):
         self._syncing = False
@@ -104,6 +108,24 @@ class ReproMagics(Magics):
     @observe("store", "cache_max_bytes")
     def _store_changed(self, change):
         setattr(self.session, change.name, change.new)
+
+    @validate("mlflow")
+    def _valid_mlflow(self, proposal):
+        if proposal.value:
+            from .tracking import require_mlflow
+
+            try:
+                require_mlflow()
+            except ReproError as error:  # a TraitError: %config prints it and keeps the old value
+                raise TraitError(str(error)) from error
+        return proposal.value
+
+    @observe("mlflow")
+    def _mlflow_changed(self, change):
+        from .tracking import MlflowTracker
+
+        listeners = [l for l in self.session.listeners if not isinstance(l, MlflowTracker)]
+        self.session.listeners = listeners + ([MlflowTracker()] if change.new else [])
 
     # -- events -----------------------------------------------------------------
     def pre_run_cell(self, info):
@@ -212,15 +234,27 @@ class ReproMagics(Magics):
     @magic_arguments()
     @argument("--model", help="Only the runs of this model.")
     @argument("--last", type=int, help="Only the last N runs.")
+    @argument("--plot", action="store_true",
+              help="A figure of each run's METRIC per epoch, repeats drawn over their earlier run.")
+    @argument("--metric", default="loss", help="With --plot: the metric drawn (default: loss).")
     @line_magic
     def repro_history(self, line):
-        """The recorded runs as a DataFrame: inputs and result fingerprints, verdict, metrics."""
+        """The recorded runs as a DataFrame (inputs and result fingerprints, verdict,
+        metrics), coloured by verdict; ``--plot``: their loss curves."""
         from .ledger import history_frame
 
         args = parse_argstring(self.repro_history, line)
         if self.session.ledger is None:
             raise UsageError("no ledger: ReproMagics.store is empty; set it, e.g. %config ReproMagics.store = '.repro'")
-        return history_frame(self.session.ledger.records(), args.model, args.last)
+        records = self.session.ledger.records()
+        frame = history_frame(records, args.model, args.last)
+        if not args.plot:
+            return frame
+        from .history import plot_runs
+
+        by_run = {r["run"]: r for r in records}
+        with _as_usage_error():
+            return plot_runs([by_run[run] for run in frame.index], args.metric)
 
     @line_magic
     def repro_env(self, line):
@@ -240,7 +274,12 @@ class ReproMagics(Magics):
 
 
 def load(shell) -> ReproMagics:
-    magics = ReproMagics(shell=shell)
+    try:
+        magics = ReproMagics(shell=shell)
+    except TraitError as error:  # a profile setting refused (a bad seed, mlflow without MLflow)
+        # IPython listed the half-built instance as a configurable before its config failed
+        shell.configurables[:] = [c for c in shell.configurables if not isinstance(c, ReproMagics)]
+        raise UsageError(f"jupyter_repro not loaded: {error}") from error
     shell.register_magics(magics)
     shell.events.register("pre_run_cell", magics.pre_run_cell)
     return magics

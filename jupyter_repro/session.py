@@ -16,6 +16,11 @@ scripts are thin callers::
 
 A script's fit function counts by its code, closure and the globals it reads; a
 notebook cell by its code and the notebook names it reads (``source=``, ``namespace=``).
+
+``listeners`` hear of each run as it goes (an experiment tracker, ``tracking.py``), each
+method optional: ``run_started(report)`` before the model is restored,
+``run_finished(report, error)`` after the run is recorded (``error`` None) or did not
+finish; ``trials_started(seeds)`` and ``trials_finished(frame, error)`` around trials.
 """
 from __future__ import annotations
 
@@ -35,8 +40,10 @@ class Session:
     """Seed, snapshots, fits, trials, ledger and cache of one interpreter."""
 
     def __init__(self, seed: Optional[int] = None, deterministic: bool = True, store: Optional[str] = ".repro",
-                 cache_max_bytes: int = 2**30, seeder: Optional[Seeder] = None, signer=None):
+                 cache_max_bytes: int = 2**30, seeder: Optional[Seeder] = None, signer=None,
+                 listeners: Sequence[object] = ()):
         self.seeder = seeder or Seeder()
+        self.listeners = list(listeners)
         self.store = store
         self.cache_max_bytes = cache_max_bytes
         self._signer = signer
@@ -194,33 +201,45 @@ class Session:
             add_function(inputs, code, exclude)
         else:
             inputs.opaque["cell"] = "the code run is not known (pass a function to Session.fit)"
-        started = time.perf_counter()
-        snapshot.restore(model, state, recipe)  # checks first: raises before touching anything
-        self._remember_compile(model, recipe)
-        self.seeder.reseed(seed)
-        if compile_changes:
-            report.notes.append("compiled with the model's current settings, not the snapshot's: "
-                                + "; ".join(compile_changes))
-        ledger = self.ledger
-        replayer = self._replayer(ledger, inputs, model, verify) if cache else None
-        with self.seeder.paused(), FitCalls(model, inputs, recipe, replay=replayer) as calls, FilesRead() as files:
-            success = False
-            try:
-                yield report
-                success = True
-            finally:
-                report.seconds, report.success = time.perf_counter() - started, success
-        report.fingerprint = model_fingerprint(model)
-        report.metrics = calls.metrics
-        if not calls.calls:  # a training loop of its own: what it read from disk counts too
-            try:
-                inputs.parts.update(files.fingerprints())
-            except Unfingerprintable as error:
-                inputs.opaque["files"] = error.reason
-            report.notes.append("no model.fit in the cell: its inputs are its code, the notebook "
-                                f"values it reads and the files it opened ({len(files.paths)})")
-        if ledger is not None:  # read after the fit: nothing extra is held while it trains
-            self._record(report, ledger, calls, replayer, model)
+        self._tell("run_started", report)
+        try:
+            started = time.perf_counter()
+            snapshot.restore(model, state, recipe)  # checks first: raises before touching anything
+            self._remember_compile(model, recipe)
+            self.seeder.reseed(seed)
+            if compile_changes:
+                report.notes.append("compiled with the model's current settings, not the snapshot's: "
+                                    + "; ".join(compile_changes))
+            ledger = self.ledger
+            replayer = self._replayer(ledger, inputs, model, verify) if cache else None
+            with self.seeder.paused(), FitCalls(model, inputs, recipe, replay=replayer) as calls, FilesRead() as files:
+                success = False
+                try:
+                    yield report
+                    success = True
+                finally:
+                    report.seconds, report.success = time.perf_counter() - started, success
+            report.fingerprint = model_fingerprint(model)
+            report.metrics, report.history, report.parameters = calls.metrics, calls.epochs, calls.parameters
+            if not calls.calls:  # a training loop of its own: what it read from disk counts too
+                try:
+                    inputs.parts.update(files.fingerprints())
+                except Unfingerprintable as error:
+                    inputs.opaque["files"] = error.reason
+                report.notes.append("no model.fit in the cell: its inputs are its code, the notebook "
+                                    f"values it reads and the files it opened ({len(files.paths)})")
+            if ledger is not None:  # read after the fit: nothing extra is held while it trains
+                self._record(report, ledger, calls, replayer, model)
+        except BaseException as error:  # the listeners hear of it, then it goes on as it was
+            self._tell("run_finished", report, error)
+            raise
+        self._tell("run_finished", report, None)
+
+    def _tell(self, event: str, *args) -> None:
+        for listener in self.listeners:
+            method = getattr(listener, event, None)
+            if method is not None:
+                method(*args)
 
     def _replayer(self, ledger, inputs, model, verify):
         from .cache import Replayer, StateCache
@@ -262,18 +281,25 @@ class Session:
         snapshot = fit_options.pop("snapshot", None) or self.snapshot_for(fit_options.get("label"))
         session_seed = self.seeder.seed
         rows, session_state = [], None
-        for number, seed in enumerate(seeds, 1):
-            progress(f"trial {number}/{len(seeds)}: seed {seed}")
-            state = None if seed == session_seed else initial_state(model, snapshot, seed)
-            report = self.fit(model, body, snapshot=snapshot, seed=seed, state=state, **fit_options)
-            rows.append(trial_row(seed, report.metrics, metrics()))
-            progress("    " + ", ".join(f"{k} {v:.6g}" for k, v in rows[-1].items() if k != "seed")
-                     + f" ({report.seconds:.1f} s)")
-            if seed == session_seed:
-                session_state = read_variables(model)
+        self._tell("trials_started", list(seeds))
+        try:
+            for number, seed in enumerate(seeds, 1):
+                progress(f"trial {number}/{len(seeds)}: seed {seed}")
+                state = None if seed == session_seed else initial_state(model, snapshot, seed)
+                report = self.fit(model, body, snapshot=snapshot, seed=seed, state=state, **fit_options)
+                rows.append(trial_row(seed, report.metrics, metrics()))
+                progress("    " + ", ".join(f"{k} {v:.6g}" for k, v in rows[-1].items() if k != "seed")
+                         + f" ({report.seconds:.1f} s)")
+                if seed == session_seed:
+                    session_state = read_variables(model)
+        except BaseException as error:
+            self._tell("trials_finished", None, error)
+            raise
         if session_state is not None and seeds[-1] != session_seed:
             assign_variables(model, session_state)  # the model holds the session seed's result
-        return trials_frame(rows)
+        frame = trials_frame(rows)
+        self._tell("trials_finished", frame, None)
+        return frame
 
 
 def _weak(obj):

@@ -205,6 +205,17 @@ class Snapshot:
     def _repr_pretty_(self, printer, cycle):
         printer.text(repr(self) + (f"\n{self.status}" if self.status else ""))
 
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        rows = [("snapshot", self.name), ("variables", f"{len(self.values)} ({self.parameters:,} values)"),
+                ("optimizer", self.recipe.optimizer_class.__name__), ("fingerprint", self.fingerprint)]
+        if self.status:
+            rows.append(("saved", self.status))
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>"
+                       f"{escape(v)}</td></tr>" for k, v in rows)
+        return f"<table class='repro-snapshot'>{body}</table>"
+
 
 def _shape(spec: Spec) -> str:
     return f"{spec[1]} {spec[2]}"

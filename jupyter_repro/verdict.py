@@ -22,6 +22,25 @@ from typing import Callable, List, Optional, Tuple
 
 from .inputs import changed
 
+#: how each verdict is shown: (mark, text colour, background), readable in light and dark themes
+STYLES = {
+    "identical": ("identical ✓", "#1a7f37", "#dafbe1"),
+    "differs": ("differs ✗", "#cf222e", "#ffebe9"),
+    "not compared": ("not compared", "#57606a", "#eaeef2"),
+    "first": ("first", "#0969da", "#ddf4ff"),
+    "cached": ("cached", "#8250df", "#fbefff"),
+}
+
+
+def badge(status: str) -> str:
+    """The verdict's mark as a coloured HTML label."""
+    from html import escape
+
+    mark, colour, background = STYLES.get(status, (status, "inherit", "transparent"))
+    return (f"<span class='repro-verdict-badge' style='color:{colour};background:{background};"
+            f"border:1px solid {colour};border-radius:3px;padding:0 5px;font-weight:600;"
+            f"white-space:nowrap'>{escape(mark)}</span>")
+
 
 @dataclass
 class Verdict:
@@ -61,8 +80,26 @@ class Verdict:
         by = self.earlier.get("by")
         return f", from elsewhere{': ' + by if by else ''}, not signed here"
 
+    @property
+    def summary(self) -> str:
+        """A few words: "identical to run 2", "differs from run 2", "first"..."""
+        earlier = self.earlier["run"] if self.earlier else None
+        if self.status == "identical":
+            return f"identical to run {earlier}"
+        if self.status == "differs":
+            return f"differs from run {earlier}"
+        if self.status == "cached":
+            return f"cached from run {earlier}"
+        return self.status
+
     def _repr_pretty_(self, printer, cycle):
         printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return (f"<div class='repro-verdict' data-repro-verdict='{escape(self.status)}'>{badge(self.status)} "
+                f"{escape(str(self))}</div>")
 
 
 def decide(record: dict, records: List[dict], signed_here: Callable[[dict], bool] = lambda r: True) -> Verdict:

@@ -25,8 +25,8 @@ AGAINST = ("both", "kernels", "saved")
 def pytest_addoption(parser):
     group = parser.getgroup("repro", "reproducible fits in notebooks (jupyter-repro)")
     group.addoption("--repro", action="store_true", default=False,
-                    help="Test that each fit cell (%%%%repro_fit) of the notebooks gives the same bytes in "
-                         "fresh kernels, and those saved in the notebook.")
+                    help="Test each %%%%repro_fit cell of the notebooks: its fits must give the same bytes in "
+                         "fresh kernels as each other and as the fingerprints saved in the notebook.")
     group.addoption("--repro-runs", type=int, default=2, metavar="N",
                     help="Fresh kernels per notebook (default 2; 1 will do with --repro-against saved).")
     group.addoption("--repro-kernel", default="", metavar="NAME",

@@ -1,96 +1,406 @@
-"""``jupyter-repro check``: run a notebook in fresh kernels and compare their ledgers.
+"""Run a notebook in fresh kernels and compare its fits, cell by cell: the one
+implementation behind ``jupyter-repro check`` and ``pytest --repro``.
 
-Each kernel gets its own ledger (``--ReproMagics.store`` on its command line); the
-k-th fit of every kernel must have the same input key and the same result as the k-th
-fit of the first. A difference is named: which input (x, y, callbacks, the seed, the
-snapshot, the cell text...) or the result.
+Each kernel gets a ledger of its own (``--ReproMagics.store`` on its command line); the
+fits a cell records there are that cell's fits in that kernel (a cell whose ledger stays
+empty, with the store off, is read from the fingerprints in its output instead). A fit
+cell passes when its fits agree fit by fit across the kernels (``kernels``) and with the
+fingerprints saved in the notebook's outputs (``saved``; ``FitReport.fingerprints`` puts
+them there), and otherwise names what differs: an input (x, y, a callback, the seed, a
+notebook value...) or the result with the same inputs, and what in the environment
+changed.
+
+The cell tags notebook testers already use are honoured: ``skip-execution`` and
+``nbval-skip`` (or a ``# NBVAL_SKIP`` comment) leave a cell out; ``raises-exception`` and
+``nbval-raises-exception`` (``# NBVAL_RAISES_EXCEPTION``) let it raise. An ``Override``
+(``--set EPOCHS=2``) assigns a value in every kernel right after each cell that assigns
+the name, as nbmake's ``mock`` does; the kernels are then compared with each other, not
+with fingerprints saved from the unshortened run.
 """
 from __future__ import annotations
 
+import ast
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import nbformat
 
+from .errors import ReproError
+from .fit import METADATA_KEY
 from .ledger import Ledger
 
+AGAINST = ("both", "kernels", "saved")
+SKIP = {"skip-execution": "skip-execution", "nbval-skip": "nbval-skip", "# NBVAL_SKIP": "nbval-skip"}
+RAISES = ("raises-exception", "nbval-raises-exception", "# NBVAL_RAISES_EXCEPTION")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class NotebookFailed(ReproError):
+    """The notebook did not run to its end in a kernel (a cell raised without a tag that
+    allows it, timed out, the kernel died or does not exist)."""
+
+    def __init__(self, summary: str, details: str = ""):
+        super().__init__(summary)
+        self.summary, self.details = summary, _ANSI.sub("", details)
+
+
+@dataclass(frozen=True)
+class Override:
+    """``NAME=VALUE``: VALUE (a Python literal) is assigned to NAME right after each cell
+    that assigns NAME, in every kernel."""
+
+    name: str
+    value: object
+
+    @classmethod
+    def parse(cls, text: str) -> "Override":
+        name, equals, value = text.partition("=")
+        name = name.strip()
+        if not equals or not name.isidentifier():
+            raise ReproError(f"--set {text!r}: give NAME=VALUE, e.g. EPOCHS=2")
+        try:
+            return cls(name, ast.literal_eval(value.strip()))
+        except (ValueError, SyntaxError):
+            raise ReproError(f"--set {text!r}: the value must be a Python literal, e.g. 2, 0.5, 'adam' "
+                             "or [32, 16]") from None
+
+    @property
+    def code(self) -> str:
+        return f"{self.name} = {self.value!r}"
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value!r}"
+
 
 @dataclass
-class Divergence:
-    fit: int          # 1-based position of the fit in each kernel
-    model: str
-    kernel: int       # 1-based kernel that differs from kernel 1
-    what: str
+class Cell:
+    """A code cell as the check reads it from the .ipynb."""
+
+    index: int                  # position among all the notebook's cells, 0-based
+    source: str
+    skip: Optional[str] = None  # the tag (or nbval comment) that leaves it out
+    raises: bool = False        # a tag lets it raise
+    saved: List[dict] = field(default_factory=list)  # fingerprints its saved outputs carry
+
+    @property
+    def number(self) -> int:
+        return self.index + 1
+
+    @property
+    def headline(self) -> str:
+        return next((line.strip() for line in self.source.splitlines() if line.strip()), "")
+
+    @property
+    def is_fit(self) -> bool:
+        return self.headline.startswith("%%repro_fit")
+
+    def assigns(self, name: str) -> bool:
+        """Whether the cell's top level binds ``name`` (a cell magic's body counts)."""
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        source = self.source.lstrip()
+        if source.startswith("%%"):
+            source = source.partition("\n")[2]
+        try:
+            tree = ast.parse(TransformerManager().transform_cell(source))
+        except SyntaxError:
+            return False
+        return name in _bound(tree)
+
+
+def _bound(tree) -> set:
+    """Names bound at module level (not inside functions or classes)."""
+    names, todo = set(), [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def read_cells(notebook) -> List[Cell]:
+    """The code cells of ``notebook`` (an nbformat node), with their tags and saved fingerprints."""
+    cells = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.get("tags", [])
+        tags = tags if isinstance(tags, list) else []
+        comments = {line.strip().lstrip("#").strip() for line in cell.source.splitlines() if line.strip().startswith("#")}
+        marks = set(tags) | {f"# {comment}" for comment in comments}
+        skip = next((SKIP[mark] for mark in SKIP if mark in marks), None)
+        saved = [output["metadata"][METADATA_KEY] for output in cell.get("outputs", [])
+                 if isinstance(output.get("metadata", {}).get(METADATA_KEY), dict)]
+        cells.append(Cell(index, cell.source, skip, any(mark in marks for mark in RAISES), saved))
+    return cells
 
 
 @dataclass
-class CheckResult:
-    notebook: Path
-    runs: int
-    fits: List[int] = field(default_factory=list)  # fits recorded per kernel
-    divergences: List[Divergence] = field(default_factory=list)
+class KernelRun:
+    """What one fresh kernel did, cell by cell."""
+
+    fits: Dict[int, List[dict]] = field(default_factory=dict)  # cell index -> fits it recorded
+    errors: Dict[int, str] = field(default_factory=dict)       # cell index -> what it raised (allowed)
+
+
+def run_in_kernel(path: Path, cells: Sequence[Cell], store: Path, kernel: str = "", timeout: int = 600,
+                  overrides: Sequence[Override] = ()) -> KernelRun:
+    """Execute the notebook at ``path`` once, in a fresh kernel whose ledger is ``store``."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellControlSignal
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in cells:  # nbclient knows skip-execution and raises-exception; nbval's marks map onto them
+        tags = list(notebook.cells[cell.index].metadata.get("tags", None) or [])
+        tags += ["skip-execution"] * bool(cell.skip) + ["raises-exception"] * cell.raises
+        notebook.cells[cell.index].metadata["tags"] = tags
+    after = {cell.index: [o for o in overrides if cell.assigns(o.name)] for cell in cells if not cell.skip}
+    ledger, run, state = Ledger(store), KernelRun(), {"seen": 0, "cell": None}
+    client = NotebookClient(notebook, kernel_name=kernel, timeout=timeout, startup_timeout=max(60, timeout),
+                            extra_arguments=[f"--ReproMagics.store={store}", "--IPKernelApp.log_level=ERROR"],
+                            resources={"metadata": {"path": str(path.parent.resolve())}})
+
+    def starting(cell, cell_index):
+        state["cell"] = cell_index
+
+    async def executed(cell, cell_index, execute_reply):
+        records = ledger.records()
+        fits = records[state["seen"]:] or [o["metadata"][METADATA_KEY] for o in cell.outputs
+                                            if METADATA_KEY in o.get("metadata", {})]
+        state["seen"] = len(records)
+        if fits:
+            run.fits[cell_index] = fits
+        reply = execute_reply["content"]
+        if reply["status"] == "error":
+            run.errors[cell_index] = f"{reply.get('ename')}: {reply.get('evalue')}"
+        for override in after.get(cell_index, ()):
+            done = await client.kc.execute_interactive(override.code, silent=True, store_history=False,
+                                                       timeout=timeout)
+            if done["content"]["status"] != "ok":
+                raise NotebookFailed(f"--set {override}: failed after cell {cell_index + 1}: "
+                                     f"{done['content'].get('ename')}: {done['content'].get('evalue')}")
+
+    client.on_cell_execute, client.on_cell_executed = starting, executed
+    try:
+        client.execute()
+    except NoSuchKernel as error:
+        raise NotebookFailed(f"no such kernel: {error.name!r} (see jupyter kernelspec list)") from error
+    except (CellControlSignal, RuntimeError, TimeoutError) as error:  # a cell's error or timeout; a dead kernel
+        where = f"cell {state['cell'] + 1}" if state["cell"] is not None else "kernel start"
+        first = getattr(error, "ename", None)
+        summary = f"{first}: {error.evalue}" if first else str(error).strip().splitlines()[0]
+        raise NotebookFailed(f"{where}: {summary}", str(error)) from error
+    return run
+
+
+@dataclass
+class Outcome:
+    """The verdict on one cell's fits."""
+
+    cell: Cell
+    fits: int = 0                                        # fits per kernel (kernel 1's count)
+    problems: List[str] = field(default_factory=list)    # each names what differs, and where
+    notes: List[str] = field(default_factory=list)
+    skipped: Optional[str] = None
 
     @property
     def ok(self) -> bool:
-        return not self.divergences and len(set(self.fits)) == 1 and self.fits[0] > 0
+        return not self.problems
+
+
+@dataclass
+class Check:
+    """A notebook run in N fresh kernels: its fit cells, what each kernel recorded, and
+    the comparisons asked for (``against``: kernels, saved, or both)."""
+
+    notebook: Path
+    cells: List[Cell]
+    runs: int = 2
+    against: str = "both"
+    overrides: Sequence[Override] = ()
+    kernels: List[KernelRun] = field(default_factory=list)
+
+    @property
+    def compares_kernels(self) -> bool:
+        return self.against in ("both", "kernels")
+
+    @property
+    def compares_saved(self) -> bool:
+        return self.against == "saved" or (self.against == "both" and not self.overrides)
+
+    @property
+    def notes(self) -> List[str]:
+        """What applies to every cell: overrides, and comparisons left out because of them."""
+        notes = [f"{o.code} set after cell(s) {', '.join(str(c.number) for c in self.cells if not c.skip and c.assigns(o.name))}"
+                 f" in every kernel" for o in self.overrides]
+        if self.overrides and self.against == "both":
+            notes.append("not compared with the fingerprints saved in the notebook: --set changes the inputs")
+        return notes
+
+    def outcome(self, cell: Cell) -> Outcome:
+        """Whether ``cell``'s fits agree between the kernels and with those saved."""
+        outcome = Outcome(cell)
+        if cell.skip:
+            outcome.skipped = f"cell {cell.number} is tagged {cell.skip}"
+            return outcome
+        fits = [kernel.fits.get(cell.index, []) for kernel in self.kernels]
+        errors = [kernel.errors.get(cell.index) for kernel in self.kernels]
+        outcome.fits = len(fits[0])
+        if all(errors) and not any(fits):
+            outcome.skipped = (f"cell {cell.number} raised in every kernel, as its raises-exception tag allows "
+                               f"({errors[0]}): no fit to compare")
+            return outcome
+        for number, error in enumerate(errors, 1):
+            if error and not all(errors):
+                outcome.problems.append(f"kernel {number} raised {error}; "
+                                        f"kernel {errors.index(None) + 1} did not")
+        if not any(fits):
+            outcome.problems.append("no fit recorded in any kernel (neither in the ledger nor in the cell's output)")
+            return outcome
+        if self.compares_kernels:
+            for number, other in enumerate(fits[1:], 2):
+                outcome.problems += _compare(fits[0], other, f"kernel {number} vs kernel 1")
+        if self.compares_saved:
+            self._against_saved(cell, fits, outcome)
+        unknown = {fit.get("reason") for fit in fits[0] if fit.get("reason")}
+        outcome.notes += [f"inputs not all known by content: {reason}" for reason in sorted(unknown)]
+        return outcome
+
+    def _against_saved(self, cell: Cell, fits: List[List[dict]], outcome: Outcome) -> None:
+        if not cell.saved:
+            missing = f"no fingerprints saved in the notebook for cell {cell.number}: run it and save the notebook"
+            (outcome.problems if self.against == "saved" else outcome.notes).append(missing)
+            return
+        found: Dict[str, List[int]] = {}
+        for number, kernel_fits in enumerate(fits, 1):
+            for problem in _compare(cell.saved, kernel_fits, "saved", saved=True):
+                found.setdefault(problem, []).append(number)
+        for problem, numbers in found.items():
+            who = "kernel" + ("s " if len(numbers) > 1 else " ") + ", ".join(map(str, numbers))
+            outcome.problems.append(f"{who} vs {problem}")
+
+    def outcomes(self) -> List[Outcome]:
+        """Every fit cell's outcome, and that of any other cell that recorded fits."""
+        recorded = {index for kernel in self.kernels for index in kernel.fits}
+        return [self.outcome(cell) for cell in self.cells if cell.is_fit or cell.index in recorded]
 
     def table(self) -> str:
-        if not self.divergences:
-            return f"{self.fits[0]} fit(s) × {self.runs} kernels: all identical ✓" if self.ok else \
-                f"fits recorded per kernel: {self.fits}"
-        lines = [f"{'fit':>3}  {'model':<12} {'kernel':>6}  differs from kernel 1 in"]
-        lines += [f"{d.fit:>3}  {d.model:<12} {d.kernel:>6}  {d.what}" for d in self.divergences]
+        lines = [f"note: {note}" for note in self.notes]
+        outcomes = self.outcomes()
+        for outcome in outcomes:
+            if outcome.skipped:
+                lines.append(f"cell {outcome.cell.number:>3}  skipped: {outcome.skipped}")
+                continue
+            mark = "✓" if outcome.ok else "✗"
+            lines.append(f"cell {outcome.cell.number:>3}  {mark} {outcome.cell.headline}  "
+                         f"({outcome.fits} fit(s) × {self.runs} kernel(s))")
+            lines += [f"          {problem}" for problem in outcome.problems]
+            lines += [f"          note: {note}" for note in outcome.notes]
+        if not outcomes:
+            lines.append("no %%repro_fit cell in the notebook")
+        elif all(o.ok for o in outcomes):
+            lines.append(self._summary([o for o in outcomes if not o.skipped]))
         return "\n".join(lines)
 
+    def _summary(self, compared: List[Outcome]) -> str:
+        """The last line when every fit agrees: what was compared, without claiming more."""
+        if not compared:
+            return "no fit compared: every fit cell was skipped"
+        parts = [f"identical in {self.runs} kernels"] if self.compares_kernels else []
+        if self.compares_saved:
+            saved = sum(bool(o.cell.saved) for o in compared)
+            parts.append("identical to the fingerprints saved in the notebook" if saved == len(compared) else
+                         "no fingerprints saved in the notebook to compare with" if not saved else
+                         f"{saved} of them identical to the fingerprints saved in the notebook (the others have none)")
+        return f"{len(compared)} fit cell(s): " + "; ".join(parts) + " ✓"
 
-def _difference(first: dict, other: dict) -> Optional[str]:
-    from .inputs import changed
-
-    if first.get("input_key") != other.get("input_key"):
-        return "inputs: " + ", ".join(changed(other.get("inputs", {}), first.get("inputs", {})))
-    if first.get("result") != other.get("result"):
-        unknown = first.get("reason") or other.get("reason")
-        if unknown:
-            return (f"result ({first['result'][:12]} vs {other['result'][:12]}); inputs not all known: {unknown}")
-        return f"result ({first['result'][:12]} vs {other['result'][:12]}) with the same inputs"
-    return None
-
-
-def compare(ledgers: List[List[dict]]) -> List[Divergence]:
-    divergences = []
-    first = ledgers[0]
-    for kernel, records in enumerate(ledgers[1:], start=2):
-        for fit in range(max(len(first), len(records))):
-            if fit >= len(first) or fit >= len(records):
-                divergences.append(Divergence(fit + 1, "?", kernel, "fit missing in one kernel"))
-                continue
-            what = _difference(first[fit], records[fit])
-            if what:
-                divergences.append(Divergence(fit + 1, first[fit].get("model", "?"), kernel, what))
-    return divergences
+    @property
+    def ok(self) -> bool:
+        outcomes = self.outcomes()
+        return bool(outcomes) and all(o.ok for o in outcomes)
 
 
-def check_notebook(path: Path, runs: int = 2, kernel: str = "python3", timeout: int = 600,
-                   progress: Callable[[str], None] = print) -> CheckResult:
-    """Execute ``path`` in ``runs`` fresh kernels; compare fit by fit."""
-    from nbclient import NotebookClient
+def _compare(reference: List[dict], fits: List[dict], who: str, saved: bool = False) -> List[str]:
+    """How ``fits`` differ from ``reference``, fit by fit; each line starts with ``who``."""
+    if len(reference) != len(fits):
+        return [f"{who}: {len(fits)} fit(s) against {len(reference)}"]
+    problems = []
+    for number, (first, other) in enumerate(zip(reference, fits), 1):
+        what = difference(first, other, saved)
+        if what:
+            problems.append(f"{who}{f', fit {number}' if len(fits) > 1 else ''}: {what}")
+    return problems
 
+
+def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]:
+    """What differs between two fits (ledger lines or saved fingerprints), or None.
+    ``saved``: ``reference`` was saved in the notebook, with a summary of its environment only."""
+    from .environment import Environment, summary
+    from .inputs import describe
+
+    result_only = False
+    if reference.get("input_key") != fit.get("input_key"):
+        before, now = reference.get("inputs", {}), fit.get("inputs", {})
+        text = "inputs differ: " + ", ".join(describe(name) for name in sorted(set(before) | set(now))
+                                             if before.get(name) != now.get(name))
+    elif reference.get("result") != fit.get("result"):
+        text = f"result differs ({str(reference.get('result'))[:12]} vs {str(fit.get('result'))[:12]})"
+        unknown = fit.get("reason") or reference.get("reason")
+        result_only = not unknown
+        text += f"; not every input is known by content: {unknown}" if unknown else " with the same inputs"
+    else:
+        return None
+    changes = Environment(summary(fit.get("env", {}))).diff(summary(reference.get("env", {})))
+    if changes:
+        text += "; environment changed: " + "; ".join(f"{name} {before} → {now}" for name, now, before in changes)
+    elif result_only and saved:
+        text += "; environment unchanged as far as the summary saved with it tells"
+    elif result_only:
+        text += "; environment unchanged, so the fit itself is not deterministic"
+    return text
+
+
+def validate(runs: int, against: str, overrides: Sequence[Override]) -> None:
+    """Options that cannot work together, refused before any kernel starts."""
+    if against not in AGAINST:
+        raise ReproError(f"--against must be one of {', '.join(AGAINST)}; got {against!r}")
+    if runs < 1 or (against != "saved" and runs < 2):
+        raise ReproError(f"{runs} kernel run(s) cannot be compared with each other: give at least 2 "
+                         "(or 1 with --against saved)")
+    if against == "saved" and overrides:
+        raise ReproError("--set changes the inputs, so the fits cannot match those saved in the "
+                         "notebook: use it with --against kernels (or both, which then compares the kernels)")
+
+
+def check_notebook(path: Path, runs: int = 2, kernel: str = "", timeout: int = 600, against: str = "both",
+                   overrides: Sequence[Override] = (), progress: Callable[[str], None] = print,
+                   cells: Optional[List[Cell]] = None) -> Check:
+    """Execute ``path`` in ``runs`` fresh kernels (``kernel``: a kernelspec name, default
+    the notebook's own) and collect each cell's fits; ``Check.outcome`` compares them."""
     path = Path(path)
-    result = CheckResult(path, runs)
-    ledgers = []
+    validate(runs, against, overrides)
+    cells = read_cells(nbformat.read(path, as_version=4)) if cells is None else cells
+    for override in overrides:
+        if not any(cell.assigns(override.name) for cell in cells if not cell.skip):
+            raise ReproError(f"--set {override}: no cell of {path.name} assigns {override.name}")
+    check = Check(path, cells, runs, against, tuple(overrides))
     with tempfile.TemporaryDirectory(prefix="repro-check-") as scratch:
-        for run in range(1, runs + 1):
-            store = Path(scratch) / f"kernel-{run}"
-            progress(f"kernel {run}/{runs}: executing {path.name} ...")
-            notebook = nbformat.read(path, as_version=4)
-            client = NotebookClient(notebook, kernel_name=kernel, timeout=timeout,
-                                    extra_arguments=[f"--ReproMagics.store={store}",
-                                                     "--IPKernelApp.log_level=ERROR"],
-                                    resources={"metadata": {"path": str(path.parent.resolve())}})
-            client.execute()
-            ledgers.append(Ledger(store).records())
-            result.fits.append(len(ledgers[-1]))
-    result.divergences = compare(ledgers)
-    return result
+        for number in range(1, runs + 1):
+            progress(f"kernel {number}/{runs}: executing {path.name} ...")
+            try:
+                check.kernels.append(run_in_kernel(path, cells, Path(scratch) / f"kernel-{number}", kernel,
+                                                   timeout, overrides))
+            except NotebookFailed as error:
+                raise NotebookFailed(f"{path.name} did not run to the end in kernel {number}: {error.summary}",
+                                     error.details) from error
+    return check

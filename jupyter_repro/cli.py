@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from traitlets import Bool, Int, TraitError, Unicode, validate
+from traitlets import Bool, Int, List, TraitError, Unicode, validate
 from traitlets.config import Application
 
 from . import __version__
@@ -106,30 +106,33 @@ class InstallKernelApp(Application):
 
 class CheckApp(Application):
     name = "jupyter-repro check"
-    description = ("Execute NOTEBOOK in N fresh kernels and compare their run ledgers fit by fit; "
-                   "exit 1 with a table of what differs.")
+    description = ("Execute NOTEBOOK in N fresh kernels and compare its fits cell by cell, between the "
+                   "kernels and with the fingerprints saved in the notebook; exit 1 naming what differs.")
     runs = Int(2, help="How many fresh kernels.").tag(config=True)
-    kernel = Unicode("python3", help="Kernelspec to run.").tag(config=True)
+    kernel = Unicode("", help="Kernelspec to run (default: the notebook's own).").tag(config=True)
     timeout = Int(600, help="Seconds a cell may take.").tag(config=True)
-    aliases = {"runs": "CheckApp.runs", "kernel": "CheckApp.kernel", "timeout": "CheckApp.timeout"}
-
-    @validate("runs")
-    def _valid_runs(self, proposal):
-        if proposal.value < 2:
-            raise TraitError("runs must be at least 2 to compare anything")
-        return proposal.value
+    against = Unicode("both", help="Compare the fits between the kernels, with the fingerprints saved in "
+                                   "the notebook, or both: kernels, saved, both.").tag(config=True)
+    overrides = List(Unicode(), help=("NAME=VALUE, assigned right after each cell that assigns NAME "
+                                      "(e.g. EPOCHS=2 for a short run); repeatable.")).tag(config=True)
+    aliases = {"runs": "CheckApp.runs", "kernel": "CheckApp.kernel", "timeout": "CheckApp.timeout",
+               "against": "CheckApp.against", "set": "CheckApp.overrides"}
 
     def start(self):
-        from nbclient.exceptions import CellExecutionError
-
-        from .check import check_notebook
+        from .check import NotebookFailed, Override, check_notebook, validate
 
         if len(self.extra_args) != 1 or not Path(self.extra_args[0]).is_file():
-            _fail("usage: jupyter-repro check NOTEBOOK [--runs 2] [--kernel NAME] [--timeout S]", 2)
+            _fail("usage: jupyter-repro check NOTEBOOK [--runs 2] [--kernel NAME] [--timeout S] "
+                  "[--against both|kernels|saved] [--set NAME=VALUE ...]", 2)
         try:
-            result = check_notebook(Path(self.extra_args[0]), self.runs, self.kernel, self.timeout)
-        except CellExecutionError as error:
-            _fail(f"the notebook failed to run:\n{error}", 2)
+            overrides = [Override.parse(text) for text in self.overrides]
+            validate(self.runs, self.against, overrides)
+            result = check_notebook(Path(self.extra_args[0]), self.runs, self.kernel, self.timeout,
+                                    self.against, overrides)
+        except NotebookFailed as error:
+            _fail(f"the notebook failed to run: {error}\n{error.details}".rstrip(), 2)
+        except ReproError as error:
+            _fail(f"jupyter-repro check: {error}", 2)
         print(result.table())
         if not result.ok:
             self.exit(1)

@@ -93,6 +93,17 @@ def _torch_facts() -> Dict[str, str]:
     return facts
 
 
+#: The facts a saved fit carries with it (``%%repro_fit`` output metadata): enough to say
+#: what changed when a later run on another machine or install gives other bytes.
+SUMMARY = ("python", "platform", "cpus", "numpy", "keras", "keras backend", "tensorflow", "jax", "torch",
+           "cuda", "cudnn", "devices", "jax devices", "torch devices", "op determinism")
+
+
+def summary(facts: Dict[str, str]) -> Dict[str, str]:
+    """The short form of ``facts`` (those named in ``SUMMARY``) that travels with a notebook."""
+    return {key: str(facts[key]) for key in SUMMARY if key in facts}
+
+
 class Environment(dict):
     """A flat name -> text mapping with a table display and a diff."""
 

@@ -88,6 +88,36 @@ class FitReport:
         parts += [f"<div style='color:#9a6700'>{escape(note)}</div>" for note in self.notes]
         return f"<div class='repro-fit' style='line-height:1.6'>{''.join(parts)}</div>"
 
+    def fingerprints(self) -> Optional[dict]:
+        """What a notebook keeps of this fit (its output's metadata, saved in the .ipynb):
+        the inputs and result fingerprints and where it ran, under the ledger's key names,
+        so that ``pytest --repro`` and ``jupyter-repro check`` can compare a later run with
+        it. Nothing that changes between identical reruns (times, run numbers), so
+        rerunning a reproducible notebook leaves this metadata as it was. None while the
+        fit has no result."""
+        from . import environment
+
+        if self.fingerprint is None:
+            return None
+        facts = self.verdict.record.get("env") if self.verdict is not None else None
+        saved = {"model": self.model, "seed": self.seed, "snapshot": self.snapshot_fingerprint,
+                 "input_key": self.input_key, "inputs": dict(self.inputs.parts), "result": self.fingerprint,
+                 "env": environment.summary(facts or environment.collect())}
+        if self.inputs.opaque:
+            saved["opaque"], saved["reason"] = dict(self.inputs.opaque), self.inputs.reason
+        return saved
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """Only metadata: IPython's ``DisplayFormatter.format`` takes the formats this
+        bundle leaves out (text/plain, text/html) from the other ``_repr_*_`` methods and
+        keeps this metadata beside them in the cell's output, where the .ipynb saves it."""
+        saved = self.fingerprints()
+        return {}, ({METADATA_KEY: saved} if saved is not None else {})
+
+
+#: The key of a fit's fingerprints in its output's metadata (``FitReport.fingerprints``).
+METADATA_KEY = "jupyter_repro"
+
 
 class FitCalls:
     """Context manager: wraps ``model.fit`` on the instance, recording each call's inputs."""

@@ -97,6 +97,23 @@ def changed(parts: Dict[str, str], earlier: Dict[str, str]) -> List[str]:
     return [_label(name) for name in sorted(set(parts) | set(earlier)) if parts.get(name) != earlier.get(name)]
 
 
+_PART_WORDS = {"snapshot": "the initial state (snapshot)", "seed": "the seed", "cell": "the fit cell's code",
+               "files": "the files read", "architecture": "the architecture", "compile": "the compile settings",
+               "arguments": "the other arguments (epochs, batch_size...)"}
+
+
+def describe(name: str) -> str:
+    """A part's name as a report says it: ``global X`` → "notebook value X", ``fit.x`` →
+    "x of model.fit", ``fit[2].callbacks`` → "callbacks of model.fit call 2"."""
+    if name.startswith("global "):
+        return f"notebook value {name[len('global '):]}"
+    call, dot, part = name.partition(".")
+    if dot and call.startswith("fit"):
+        which = "model.fit" if call == "fit" else f"model.fit call {call[4:-1]}"
+        return f"{_PART_WORDS.get(part, part)} of {which}"
+    return _PART_WORDS.get(name, name)
+
+
 def add_cell(inputs: Inputs, source: str, namespace: dict, hidden: Iterable[str] = (),
              exclude: Optional[dict] = None) -> None:
     """The cell's code and the notebook values it reads (taken before it runs)."""

@@ -91,22 +91,27 @@ NOISE = ("%%repro_fit model\nclass Noise(keras.callbacks.Callback):\n"
 def test_check_passes_a_reproducible_notebook(tmp_path):
     done = cli("check", notebook(tmp_path / "ok.ipynb", SETUP, MODEL, "%repro_snapshot model", DATA, FIT, FIT))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 fit(s) × 2 kernels: all identical ✓" in done.stdout
+    assert "cell   5  ✓ %%repro_fit model  (1 fit(s) × 2 kernel(s))" in done.stdout
+    assert "2 fit cell(s): identical in 2 kernels; no fingerprints saved in the notebook to compare with ✓" in done.stdout
 
 
 def test_check_names_inputs_that_differ(tmp_path):
     unseeded = "X = np.random.default_rng().normal(size=(64, 3)).astype('float32')\ny = X.sum(1)"
     done = cli("check", notebook(tmp_path / "data.ipynb", SETUP, MODEL, "%repro_snapshot model", unseeded, FIT))
     assert done.returncode == 1
-    assert "  1  model             2  inputs: fit.x, fit.y, X, y" in done.stdout
+    assert ("cell   5  ✗ %%repro_fit model  (1 fit(s) × 2 kernel(s))\n          kernel 2 vs kernel 1: inputs differ: "
+            "x of model.fit, y of model.fit, notebook value X, notebook value y") in done.stdout
 
 
 def test_check_names_a_result_that_differs_with_the_same_inputs(tmp_path):
     done = cli("check", notebook(tmp_path / "noise.ipynb", SETUP, MODEL, "%repro_snapshot model", DATA, NOISE))
     assert done.returncode == 1
-    assert "  1  model             2  result (" in done.stdout and "with the same inputs" in done.stdout
+    assert "kernel 2 vs kernel 1: result differs (" in done.stdout
+    assert "with the same inputs; environment unchanged, so the fit itself is not deterministic" in done.stdout
 
 
 def test_check_usage_errors(tmp_path):
     done = cli("check", str(tmp_path / "missing.ipynb"))
     assert done.returncode == 2 and "usage: jupyter-repro check NOTEBOOK" in done.stderr
+    done = cli("check", notebook(tmp_path / "nb.ipynb", SETUP), "--against", "saved", "--set", "EPOCHS=2")
+    assert done.returncode == 2 and "jupyter-repro check: --set changes the inputs" in done.stderr

@@ -11,7 +11,7 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ModelError": "errors", "ReproError": "errors", "SeedError": "errors", "SnapshotMismatch": "errors",
+    "DistributionError": "errors", "ModelError": "errors", "ReproError": "errors", "SeedError": "errors", "SnapshotMismatch": "errors",
     "FitReport": "fit", "Session": "session", "reproducible_fit": "session", "Verdict": "verdict", "Inputs": "inputs",
     "SeedReport": "seeding", "Seeder": "seeding", "cell_seed": "seeding", "hash_seed_at_start": "seeding",
     "seed_everything": "seeding",

@@ -14,6 +14,8 @@ from importlib import metadata
 from typing import Dict, List, Tuple
 
 from . import __name__ as _package
+from . import distribution
+from .frameworks import jax_initialised
 from .seeding import hash_seed_at_start
 
 
@@ -71,6 +73,7 @@ def collect() -> "Environment":
     facts.update(_tensorflow_facts())
     facts.update(_jax_facts())
     facts.update(_torch_facts())
+    facts.update(distribution.summary())
     return Environment(facts)
 
 
@@ -78,6 +81,8 @@ def _jax_facts() -> Dict[str, str]:
     jax = sys.modules.get("jax")
     if jax is None or not hasattr(jax, "devices"):
         return {}
+    if not jax_initialised():  # listing devices would start JAX's backend, and then
+        return {"jax devices": "unknown (JAX not started yet)"}  # keras.distribution.initialize() fails
     return {"jax devices": ", ".join(f"{d.platform}:{d.id}" for d in jax.devices())}
 
 

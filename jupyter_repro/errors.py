@@ -19,3 +19,9 @@ class ModelError(ReproError):
 
 class SnapshotMismatch(ReproError):
     """The model's variables no longer match the snapshot (architecture changed)."""
+
+
+class DistributionError(ReproError):
+    """A distributed setup a reproducible fit cannot run under: a seed set after
+    ``keras.distribution.initialize()``, a layout the snapshot's shapes cannot take, a
+    process count other than the snapshot's."""

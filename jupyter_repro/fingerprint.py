@@ -166,6 +166,11 @@ class _Walker:
             self.array(tensor_to_numpy(value))
         elif _is_keras_object(value):
             self.keras_object(value)
+        elif _is_keras_distribution(value):  # its layout, not the process that holds it
+            from .distribution import describe
+
+            self.put(f"keras.distribution:{type(value).__name__};")
+            self.feed(describe(value))
         elif _is_tf_function(value):
             self.put("tf.function;")
             self.feed(value.python_function)
@@ -394,6 +399,10 @@ def _library_global(value) -> bool:
     for part in name.split("."):
         found = getattr(found, part, None)
     return found is value
+
+
+def _is_keras_distribution(value) -> bool:
+    return _module_of(value).startswith("keras.src.distribution")
 
 
 def _is_keras_object(value) -> bool:

@@ -28,6 +28,7 @@ from typing import Dict, Optional
 
 import xxhash
 
+from .distribution import check_seed_allowed
 from .errors import SeedError
 from . import frameworks
 from .import_hook import ImportHook
@@ -145,8 +146,10 @@ class Seeder:
 
     # -- public API -------------------------------------------------------------
     def seed_everything(self, seed, deterministic: bool = True) -> SeedReport:
-        """Set the session seed and apply it to every RNG, now or on import."""
+        """Set the session seed and apply it to every RNG, now or on import. Once a
+        multi-process JAX run is initialised only the seed already in effect is accepted."""
         seed = validate_seed(seed)
+        check_seed_allowed(seed, self.seed)
         self.seed, self.deterministic = seed, bool(deterministic)
         return self.reseed(seed)
 

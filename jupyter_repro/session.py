@@ -32,7 +32,7 @@ import time
 import weakref
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .errors import ReproError
+from .errors import DistributionError, ReproError
 from .seeding import Seeder, validate_seed
 
 
@@ -169,7 +169,8 @@ class Session:
         raised again after the model's ``fit`` is put back; a run that did not finish is
         not recorded.
         """
-        from .fingerprint import fingerprint_arrays
+        from .distribution import layout, processes
+        from .fingerprint import fingerprint_arrays, fingerprint_value
         from .fit import FitCalls, FitReport
         from .fingerprint import Unfingerprintable
         from .inputs import add_cell, add_function
@@ -185,6 +186,9 @@ class Session:
             raise ReproError("--cache needs a store: set %config ReproMagics.store = '.repro'")
         if verify and not cache:
             raise ReproError("--verify goes with --cache: %%repro_fit --cache --verify")
+        if cache and processes()[0] > 1:
+            raise DistributionError(f"--cache in a run of {processes()[0]} processes: every process must train "
+                                    "(one replaying while another trains would wait for it forever); drop --cache")
         require_model(model, repr(label or snapshot.variable))
         snapshot.check(model)
         recipe, compile_changes = self.recipe_for(model, snapshot)
@@ -193,6 +197,9 @@ class Session:
         report = FitReport(label or snapshot.variable, seed, snapshot.name, start)
         inputs = report.inputs
         inputs.parts.update(snapshot=start, seed=str(seed))
+        placed = layout(model)  # processes, mesh, where each variable lives: a different layout is another input
+        if placed is not None:
+            inputs.parts["distribution"] = fingerprint_value(placed)
         exclude = {id(model): "the model trained"}
         exclude.update((id(v), f"the model's variable {i}") for i, v in enumerate(model.variables))
         if source is not None:
@@ -248,10 +255,14 @@ class Session:
 
     def _record(self, report, ledger, calls, replayer, model) -> None:
         from . import environment
+        from .distribution import processes
         from .verdict import Verdict, decide
 
         record = report.record(environment.collect())
         record.update(id=os.urandom(8).hex(), by=_whoami())
+        count, index = processes()
+        if count > 1:
+            record["process"] = index  # each process records its own runs
         if calls.replayed:
             verdict = Verdict("cached", record, replayer.source)
             record["cached_from"] = replayer.source["run"]

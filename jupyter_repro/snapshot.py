@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from . import distribution
 from .distribution import strategy_scope
 from .errors import ModelError, SnapshotMismatch
 from .fingerprint import fingerprint_arrays
@@ -53,6 +54,8 @@ def read_variables(model) -> List[np.ndarray]:
 
 def read_arrays(variables) -> List[np.ndarray]:
     """A private NumPy copy of each variable (a model's, an optimizer's)."""
+    for variable in variables:
+        distribution.require_readable(variable)  # refuses one split across processes, before reading any
     arrays = [np.asarray(v.numpy()) for v in variables]
     return [a if a.flags.owndata and a.flags.writeable else a.copy() for a in arrays]
 
@@ -142,6 +145,7 @@ class Snapshot:
     created: float = field(default_factory=time.time)
     status: str = ""  # how it compares with the copy saved on disk, if any
     variable: str = ""  # the notebook name of the model it was taken from
+    processes: int = 1  # how many processes trained together when it was taken
 
     @classmethod
     def capture(cls, model, name: str) -> "Snapshot":
@@ -154,6 +158,7 @@ class Snapshot:
             specs=variable_specs(model),
             recipe=CompileRecipe.of(model),
             fingerprint=fingerprint_arrays((str(i), a) for i, a in enumerate(values)),
+            processes=distribution.processes()[0],
         )
 
     @property
@@ -161,11 +166,14 @@ class Snapshot:
         return int(sum(a.size for a in self.values))
 
     def check(self, model) -> None:
-        """Raise ``SnapshotMismatch`` naming the first variable whose shape or dtype differs.
+        """Raise ``SnapshotMismatch`` naming the first variable whose shape or dtype differs,
+        ``DistributionError`` for a process count other than the snapshot's or a
+        ``keras.distribution`` layout its shapes cannot take.
 
         Paths are not compared: rebuilding a model renames its layers (dense_3 for
         dense) without changing what the snapshot can restore.
         """
+        distribution.check_processes(self.processes, self.name)
         current = variable_specs(model)
         for i, (mine, theirs) in enumerate(zip(self.specs, current)):
             if mine[1:] != theirs[1:]:
@@ -179,6 +187,7 @@ class Snapshot:
                 f"the model has {len(current)} variables but snapshot '{self.name}' has "
                 f"{len(self.specs)} (first unmatched: '{extra[0]}'): the architecture changed "
                 "since the snapshot")
+        distribution.check_layout(model, self.specs, self.name)
 
     def restore(self, model, values: Optional[List[np.ndarray]] = None,
                 recipe: Optional[CompileRecipe] = None) -> None:

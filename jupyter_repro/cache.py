@@ -14,14 +14,16 @@ runs as usual. This is only sound because the fit is reproducible, and only when
   a valid signature (``signing.py``), so a ``.repro/`` folder from elsewhere is never
   replayed, only trained anew.
 
-Each refusal is one line in the report. The folder is kept under ``max_bytes`` by
-evicting the least recently used states.
+Each refusal is one line in the report. States count towards the store's one cap with
+the snapshots (``quota.py``): the least recently used go first, and a state larger than
+the whole cap is not stored.
 """
 from __future__ import annotations
 
 import os
 from typing import List, Optional
 
+from .quota import DEFAULT_CAP, DiskQuota, touch
 from .snapshot import read_arrays, read_variables, variable_specs
 from .store import SnapshotStore
 
@@ -53,15 +55,17 @@ def _optimizer_variables(model) -> List:
 
 
 class StateCache:
-    def __init__(self, directory: os.PathLike, max_bytes: int = 2**30, signer=None):
+    def __init__(self, directory: os.PathLike, max_bytes: int = DEFAULT_CAP, signer=None):
         from .signing import Signer
 
         self.store = SnapshotStore(directory, "states")
-        self.max_bytes = max_bytes
+        self.quota = DiskQuota(directory, max_bytes)
         self.signer = signer or Signer()
 
     def save(self, result: str, model, history) -> dict:
-        """Store the model's final variables, its optimizer's, and the History."""
+        """Store the model's final variables, its optimizer's, and the History. Raises
+        ``quota.OverCap`` for a state larger than the store's cap, ``OSError`` when the
+        store cannot be written (nothing of it stays then)."""
         optimizer = _optimizer_variables(model)
         values = read_variables(model) + read_arrays(optimizer)
         specs = variable_specs(model) + [(v.path, tuple(v.shape), str(v.dtype)) for v in optimizer]
@@ -69,9 +73,8 @@ class StateCache:
                  "history": {k: [float(x) for x in v] for k, v in (history.history or {}).items()},
                  "params": {k: v for k, v in (history.params or {}).items() if isinstance(v, (int, float, str))},
                  "epoch": list(getattr(history, "epoch", []))}
-        manifest = self.store.save("state", result, specs, values, extra, sign=self.signer.sign)
-        self.evict(keep=manifest["data"])
-        return manifest
+        with self.quota.admit(sum(v.nbytes for v in values), "the result's state"):
+            return self.store.save("state", result, specs, values, extra, sign=self.signer.sign)
 
     def find(self, result: str) -> Optional[dict]:
         return self.store.find("state", result)
@@ -102,29 +105,8 @@ class StateCache:
         history.params, history.epoch = dict(extra["params"]), list(extra["epoch"])
         history.set_model(model)
         model.history = history
-        os.utime(manifest["manifest"])  # most recently used
+        touch(manifest["manifest"])  # most recently used
         return history
-
-    def evict(self, keep: str = "") -> List[str]:
-        """Delete least recently used states until the folder fits ``max_bytes``."""
-        folder = self.store.directory
-        entries = []
-        for manifest in folder.glob("*.json"):
-            data = manifest.with_suffix(".bin")
-            size = manifest.stat().st_size + (data.stat().st_size if data.exists() else 0)
-            entries.append((manifest.stat().st_mtime, manifest, data, size))
-        total = sum(entry[3] for entry in entries)
-        removed = []
-        for _, manifest, data, size in sorted(entries, key=lambda e: e[0]):
-            if total <= self.max_bytes:
-                break
-            if data.name == keep:
-                continue
-            manifest.unlink()  # manifest first: a state without one is never used
-            data.unlink(missing_ok=True)
-            total -= size
-            removed.append(data.name)
-        return removed
 
 
 class Replayer:
@@ -145,7 +127,12 @@ class Replayer:
             self.note = f"cache not used: {self.refused}; trained instead"
             return None
         key, untrusted = self.inputs.key, 0
-        for record in reversed(self.ledger.records()):
+        try:
+            records = self.ledger.records()
+        except OSError as error:
+            self.note = f"cache not used: the ledger cannot be read ({error}); trained instead"
+            return None
+        for record in reversed(records):
             if record.get("input_key") != key or not record.get("state") or record.get("opaque"):
                 continue
             manifest = self.cache.find(record["result"])

@@ -6,6 +6,7 @@ imports a framework: versions of ones not imported come from package metadata.
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -23,7 +24,14 @@ def _version(module_name: str, *distributions: str) -> str:
     module = sys.modules.get(module_name)
     if module is not None and getattr(module, "__version__", None):
         return module.__version__
-    for distribution in distributions or (module_name,):
+    return _installed_version(distributions or (module_name,))
+
+
+@functools.lru_cache(maxsize=None)
+def _installed_version(distributions: Tuple[str, ...]) -> str:
+    """A package not imported, from its metadata: read once per process (parsing it took
+    3 ms per fit for torch), since what is not imported cannot change a result."""
+    for distribution in distributions:
         try:
             return metadata.version(distribution) + " (not imported)"
         except metadata.PackageNotFoundError:

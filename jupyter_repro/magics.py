@@ -10,7 +10,7 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
     c.ReproMagics.deterministic = True  # op determinism (TensorFlow, JAX, PyTorch)
     c.ReproMagics.reseed_cells = True   # reseed from (seed, cell text) before every cell
     c.ReproMagics.store = ".repro"      # ledger and snapshots, beside the notebook ("" = off)
-    c.ReproMagics.cache_max_bytes = 2**30  # cap on stored final states for --cache
+    c.ReproMagics.cache_max_bytes = 2**33  # cap on the store's snapshots and cached states
     c.ReproMagics.mlflow = True         # log each %%repro_fit as an MLflow run (jupyter-repro[mlflow])
 
 or, in a running session, ``%config ReproMagics.seed = 42``.
@@ -25,6 +25,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 
 from .errors import ReproError
+from .quota import DEFAULT_CAP, validate_cap
 from .seeding import Seeder, validate_seed
 from .session import Session
 
@@ -62,9 +63,9 @@ class ReproMagics(Magics):
     store = Unicode(".repro", help=(
         "Folder for the run ledger and saved snapshots, relative to the kernel's working "
         "directory (the notebook's folder). Empty: keep nothing on disk.")).tag(config=True)
-    cache_max_bytes = Int(2**30, help=(
-        "Size cap of the states kept for %%repro_fit --cache; the least recently used "
-        "go first.")).tag(config=True)
+    cache_max_bytes = Int(DEFAULT_CAP, help=(
+        "Size cap, in bytes, of the store's snapshots and %%repro_fit --cache states together; "
+        "the least recently used go first, and one larger than the cap is not stored.")).tag(config=True)
     mlflow = Bool(False, help=(
         "Log every %%repro_fit as an MLflow run (parameters, metrics per epoch, verdict tags; "
         "--trials as nested runs), to MLflow's own tracking URI. Needs jupyter-repro[mlflow].")).tag(config=True)
@@ -91,6 +92,13 @@ class ReproMagics(Magics):
             return None
         try:
             return validate_seed(proposal.value)
+        except ReproError as error:
+            raise TraitError(str(error)) from error
+
+    @validate("cache_max_bytes")
+    def _valid_cap(self, proposal):
+        try:
+            return validate_cap(proposal.value)
         except ReproError as error:
             raise TraitError(str(error)) from error
 

@@ -33,6 +33,7 @@ import weakref
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .errors import DistributionError, ReproError
+from .quota import DEFAULT_CAP
 from .seeding import Seeder, validate_seed
 
 
@@ -40,7 +41,7 @@ class Session:
     """Seed, snapshots, fits, trials, ledger and cache of one interpreter."""
 
     def __init__(self, seed: Optional[int] = None, deterministic: bool = True, store: Optional[str] = ".repro",
-                 cache_max_bytes: int = 2**30, seeder: Optional[Seeder] = None, signer=None,
+                 cache_max_bytes: int = DEFAULT_CAP, seeder: Optional[Seeder] = None, signer=None,
                  listeners: Sequence[object] = ()):
         self.seeder = seeder or Seeder()
         self.listeners = list(listeners)
@@ -48,6 +49,7 @@ class Session:
         self.cache_max_bytes = cache_max_bytes
         self._signer = signer
         self.snapshots: Dict[str, object] = {}
+        self._saved: Dict[str, str] = {}  # snapshot name -> its file in the store, marked used by each fit
         self._compiled: Dict[int, tuple] = {}  # id(model) -> (model, optimizer, compile config, recipe), weakly
         if seed is not None:
             self.seed(seed, deterministic)
@@ -64,6 +66,17 @@ class Session:
 
             self._signer = Signer()
         return self._signer
+
+    @property
+    def cache_max_bytes(self) -> int:
+        """The cap on the store's snapshots and cached states together (``quota.py``)."""
+        return self._cache_max_bytes
+
+    @cache_max_bytes.setter
+    def cache_max_bytes(self, value) -> None:
+        from .quota import validate_cap
+
+        self._cache_max_bytes = validate_cap(value)
 
     @property
     def ledger(self):
@@ -100,23 +113,44 @@ class Session:
         return matches[-1]
 
     def _persist(self, snapshot) -> str:
-        """Save ``snapshot``; say how it compares with the one saved under its name before."""
-        from .store import CorruptSnapshot, SnapshotStore
+        """Save ``snapshot`` under the store's cap; say how it compares with the one saved
+        under its name before. A store that cannot be written costs only the copy on
+        disk: the snapshot is registered all the same, and the status says so."""
+        from .quota import OverCap, unwritable
 
         if not self.store:
             return "not saved (no store)"
+        try:
+            return self._save(snapshot)
+        except OverCap as error:
+            return f"{error}; registered for this session only"
+        except OSError as error:
+            return f"⚠ not saved: {unwritable(self.store, error)}; registered for this session only"
+
+    def _save(self, snapshot) -> str:
+        from .quota import DiskQuota, touch
+        from .store import CorruptSnapshot, SnapshotStore
+
         store = SnapshotStore(self.store)
         saved = store.saved(snapshot.name)
         same = [m for m in saved if m.get("fingerprint") == snapshot.fingerprint]
-        try:
-            if same:
+        damaged = None
+        if same:
+            try:
                 store.load(same[-1])  # verify the bytes on disk, not only the manifest
+            except CorruptSnapshot as error:  # damaged, or evicted by another kernel meanwhile
+                damaged = error
+            else:
+                self._saved[snapshot.name] = same[-1]["manifest"]
+                touch(same[-1]["manifest"])
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(same[-1]["created"]))
                 return f"matches the snapshot saved under '{snapshot.name}' on {when} ✓"
-        except CorruptSnapshot as error:
-            store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, snapshot.values)
-            return f"{error}; saved a fresh copy"
-        manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, snapshot.values)
+        nbytes = sum(v.nbytes for v in snapshot.values)
+        with DiskQuota(self.store, self.cache_max_bytes).admit(nbytes, f"snapshot '{snapshot.name}'"):
+            manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, snapshot.values)
+        self._saved[snapshot.name] = manifest["manifest"]
+        if damaged is not None:
+            return f"{damaged}; saved a fresh copy"
         if saved:
             return (f"⚠ differs from the snapshot saved earlier under '{snapshot.name}' "
                     f"({saved[-1]['fingerprint'][:12]}); both are kept: {manifest['data']}")
@@ -175,6 +209,7 @@ class Session:
         from .fingerprint import Unfingerprintable
         from .inputs import add_cell, add_function
         from .observed import FilesRead
+        from .quota import touch
         from .snapshot import model_fingerprint, require_model
 
         snapshot = snapshot or self.snapshot_for(label)
@@ -212,6 +247,7 @@ class Session:
         try:
             started = time.perf_counter()
             snapshot.restore(model, state, recipe)  # checks first: raises before touching anything
+            touch(self._saved.get(snapshot.name))  # in use: evicted last
             self._remember_compile(model, recipe)
             self.seeder.reseed(seed)
             if compile_changes:
@@ -254,8 +290,12 @@ class Session:
         return Replayer(StateCache(self.store, self.cache_max_bytes, self.signer), ledger, inputs, model, verify)
 
     def _record(self, report, ledger, calls, replayer, model) -> None:
+        """Verdict, cached state, ledger line. A store that cannot be written (read-only,
+        full, a bad path) costs the record, never the fit: the model stays as trained and
+        the report says in one line that the run was not recorded."""
         from . import environment
         from .distribution import processes
+        from .quota import OverCap, unwritable
         from .verdict import Verdict, decide
 
         record = report.record(environment.collect())
@@ -263,18 +303,32 @@ class Session:
         count, index = processes()
         if count > 1:
             record["process"] = index  # each process records its own runs
-        if calls.replayed:
-            verdict = Verdict("cached", record, replayer.source)
-            record["cached_from"] = replayer.source["run"]
-        else:
-            verdict = decide(record, ledger.records(), self.signer.verifies)
-            if (replayer is not None and replayer.refused is None and len(calls.calls) == 1
-                    and report.inputs.comparable):
-                replayer.cache.save(report.fingerprint, model, calls.history)
-                record["state"] = True
-        record.update(verdict=verdict.status, same_inputs_as=verdict.earlier and verdict.earlier["run"])
-        verdict.record = ledger.append(self.signer.sign(record))
-        report.run, report.verdict = verdict.record["run"], verdict
+        unstored = None  # why the state could not be written
+        try:
+            if calls.replayed:
+                verdict = Verdict("cached", record, replayer.source)
+                record["cached_from"] = replayer.source["run"]
+            else:
+                verdict = decide(record, ledger.records(), self.signer.verifies)
+                if (replayer is not None and replayer.refused is None and len(calls.calls) == 1
+                        and report.inputs.comparable):
+                    try:
+                        replayer.cache.save(report.fingerprint, model, calls.history)
+                        record["state"] = True
+                    except OverCap as error:
+                        replayer.note = f"cache: {error}"
+                    except OSError as error:
+                        unstored = error
+            record.update(verdict=verdict.status, same_inputs_as=verdict.earlier and verdict.earlier["run"])
+            report.verdict = verdict
+            verdict.record = ledger.append(self.signer.sign(record))
+        except OSError as error:
+            report.notes.append(f"⚠ this run was not recorded: {unwritable(self.store, error)}; "
+                                "the model is as the cell left it")
+            return
+        report.run = verdict.record["run"]
+        if unstored is not None:
+            replayer.note = f"⚠ cache: the result's state was not stored: {unwritable(self.store, unstored)}"
         if replayer is not None and not calls.replayed and replayer.note:
             report.notes.append(replayer.note)
 

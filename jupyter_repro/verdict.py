@@ -54,19 +54,20 @@ class Verdict:
     elsewhere: bool = False  # the earlier run was not signed by this installation
 
     def __str__(self) -> str:
-        run = self.record.get("run", "?")
+        run = self.record.get("run")
+        run = f"run #{run}" if run else "this run"
         if self.status == "not compared":
-            return f"run #{run}: not compared: {self.record.get('reason')}"
+            return f"{run}: not compared: {self.record.get('reason')}"
         if self.status == "first":
-            text = f"run #{run}: first run with these inputs"
+            text = f"{run}: first run with these inputs"
             if self.changed_inputs:
                 text += f" (changed since run #{self.earlier['run']}: {', '.join(self.changed_inputs[:6])}" + \
                     (", ..." if len(self.changed_inputs) > 6 else "") + ")"
             return text
         if self.status == "cached":
-            return (f"run #{run}: result from run #{self.earlier['run']} ({_when(self.earlier)}), restored "
+            return (f"{run}: result from run #{self.earlier['run']} ({_when(self.earlier)}), restored "
                     "from the cache; training skipped")
-        head = f"run #{run}: same inputs as run #{self.earlier['run']} ({_when(self.earlier)}{self._whose()})"
+        head = f"{run}: same inputs as run #{self.earlier['run']} ({_when(self.earlier)}{self._whose()})"
         if self.status == "identical":
             return f"{head} → identical ✓"
         if self.env_changes:
@@ -107,17 +108,23 @@ def decide(record: dict, records: List[dict], signed_here: Callable[[dict], bool
     if record.get("opaque"):
         return Verdict("not compared", record)
     before = record.get("run", len(records) + 1)
-    earlier = [r for r in records if r["run"] < before and r.get("input_key") == record["input_key"]
-               and not r.get("opaque") and r.get("result")]
-    if not earlier:
-        last = [r for r in records if r["run"] < before and r.get("model") == record.get("model")
-                and isinstance(r.get("inputs"), dict)]
-        if not last:
+    key, model = record["input_key"], record.get("model")
+    newest = mine = last = None
+    for r in reversed(records):  # newest first, so the usual case stops early
+        if r["run"] >= before:
+            continue
+        if r.get("input_key") == key and not r.get("opaque") and r.get("result"):
+            newest = newest or r
+            if signed_here(r):
+                mine = r
+                break
+        elif newest is None and last is None and r.get("model") == model and isinstance(r.get("inputs"), dict):
+            last = r  # the model's last run, should no run have had these inputs
+    if newest is None:
+        if last is None:
             return Verdict("first", record)
-        return Verdict("first", record, last[-1], changed_inputs=changed(record["inputs"], last[-1]["inputs"]))
-    mine = [r for r in earlier if signed_here(r)]
-    previous = (mine or earlier)[-1]
-    elsewhere = not mine
+        return Verdict("first", record, last, changed_inputs=changed(record["inputs"], last["inputs"]))
+    previous, elsewhere = mine or newest, mine is None
     if previous.get("result") == record.get("result"):
         return Verdict("identical", record, previous, elsewhere=elsewhere)
     from .environment import Environment

@@ -131,6 +131,46 @@ def test_history_frame_filters(tmp_path):
     assert list(frame.index) == [3] and frame.loc[3, "loss"] == 1.5
 
 
+def test_a_kernel_reparses_only_what_changed_and_notices_a_rewrite(tmp_path):
+    ledger = Ledger(tmp_path)
+    for result in ("r1", "r2", "r3"):
+        ledger.append({"input_key": "k", "result": result, "env": {"keras": "3.15.1"}})
+    assert [r["result"] for r in ledger.records()] == ["r1", "r2", "r3"]
+    raw = ledger.path.read_bytes()
+    with open(ledger.path, "r+b") as handle:                  # edited in place: same file, same length
+        handle.seek(raw.index(b'"r2"'))
+        handle.write(b'"R2"')
+    assert [r["result"] for r in ledger.records()] == ["r1", "R2", "r3"]
+    Ledger(tmp_path).path.write_bytes(raw[:raw.index(b'"r2"')])  # cut short mid-line
+    assert [r["result"] for r in ledger.records()] == ["r1"] and ledger.skipped == 1
+    assert ledger.append({"input_key": "k", "result": "r4"})["run"] == 2   # the torn line stays apart
+    with open(ledger.path, "ab") as handle:                   # another kernel's line, then ours
+        handle.write(json.dumps({"input_key": "k", "result": "other"}).encode() + b"\n")
+    assert ledger.append({"input_key": "k", "result": "r5"})["run"] == 4
+    assert [r["result"] for r in Ledger(tmp_path).records()] == ["r1", "r4", "other", "r5"]
+
+
+def test_a_line_that_cannot_be_written_whole_is_cut_off(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    ledger = Ledger(tmp_path)
+    ledger.append({"input_key": "k", "result": "r1"})
+    before = ledger.path.read_bytes()
+    real = os.write
+
+    def half_then_full(descriptor, data):
+        real(descriptor, data[:len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        ledger.append({"input_key": "k", "result": "r2"})
+    monkeypatch.undo()
+    assert ledger.path.read_bytes() == before
+    assert ledger.append({"input_key": "k", "result": "r3"})["run"] == 2 and ledger.skipped == 0
+
+
 def snapshot_files(tmp_path):
     store = SnapshotStore(tmp_path)
     values = [np.arange(12, dtype="float32").reshape(3, 4), np.array([7, 0], dtype="int64")]

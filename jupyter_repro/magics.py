@@ -132,7 +132,7 @@ class ReproMagics(Magics):
     def _mlflow_changed(self, change):
         from .tracking import MlflowTracker
 
-        listeners = [l for l in self.session.listeners if not isinstance(l, MlflowTracker)]
+        listeners = [each for each in self.session.listeners if not isinstance(each, MlflowTracker)]
         self.session.listeners = listeners + ([MlflowTracker()] if change.new else [])
 
     # -- events -----------------------------------------------------------------

@@ -59,7 +59,7 @@ class MlflowTracker:
     def run_finished(self, report, error: Optional[BaseException]) -> None:
         run_id = self._open[-1]
         if error is not None:
-            self._end(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+            self._end(run_id, _failed(error))
             return
         from mlflow.exceptions import MlflowException
 
@@ -81,20 +81,22 @@ class MlflowTracker:
                 from mlflow.entities import Metric
 
                 now = _now()
-                metrics = [Metric(f"{column}.{stat}", float(frame.loc[stat, column]), now, 0)
+                metrics = [Metric(_key(f"{column}.{stat}"), float(frame.loc[stat, column]), now, 0)
                            for column in frame.columns for stat in ("mean", "std", "min", "max")
                            if frame.loc[stat, column] == frame.loc[stat, column]]  # std of one trial is NaN
                 self.mlflow.MlflowClient().log_batch(run_id, metrics=metrics)
         finally:
-            self._end(run_id, "FINISHED" if error is None else "FAILED")
+            self._end(run_id, "FINISHED" if error is None else _failed(error))
 
     # -- MLflow -------------------------------------------------------------------
     def _start(self, name: str, tags: dict) -> None:
+        from mlflow.exceptions import MlflowException
+
         mlflow = self.mlflow
         try:
             # nested under the trials' parent, or under a run the user opened
             run = mlflow.start_run(run_name=name, nested=mlflow.active_run() is not None, tags=tags)
-        except mlflow.exceptions.MlflowException as error:
+        except MlflowException as error:
             raise ReproError(f"MLflow could not start a run at {mlflow.get_tracking_uri()}: {error}; "
                              "nothing was run") from error
         self._open.append(run.info.run_id)
@@ -134,7 +136,8 @@ class MlflowTracker:
         if verdict is not None:
             tags.update({"repro.verdict.detail": str(verdict), "repro.run": str(report.run),
                          "repro.record": verdict.record["id"]})
-            same_as = self._tracked(verdict.earlier["id"]) if verdict.status in ("identical", "differs", "cached") else None
+            earlier = verdict.earlier.get("id") if verdict.status in ("identical", "differs", "cached") else None
+            same_as = self._tracked(earlier) if earlier else None
             if same_as:
                 tags["repro.same_as"] = same_as
         if report.notes:
@@ -148,6 +151,10 @@ class MlflowTracker:
         runs = self.mlflow.search_runs(search_all_experiments=True, output_format="list", max_results=1,
                                        filter_string=f"tags.`repro.record` = '{record_id}'")
         return runs[0].info.run_id if runs else None
+
+
+def _failed(error: BaseException) -> str:
+    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
 
 
 def _now() -> int:

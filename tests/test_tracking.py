@@ -146,6 +146,19 @@ def test_option_refused_without_mlflow(ip, without_mlflow, caplog):
     assert magics(ip).mlflow is False and magics(ip).session.listeners == []
 
 
+def test_option_refused_in_a_real_kernel_in_one_line():
+    with Kernel() as kernel:
+        kernel.run("import sys\nsys.modules['mlflow'] = None  # as where the extra is not installed\n"
+                   "%load_ext jupyter_repro")
+        streams = []
+        kernel.client.execute_interactive(
+            "%config ReproMagics.mlflow = True", timeout=120,
+            output_hook=lambda msg: streams.append(msg["content"]) if msg["msg_type"] == "stream" else None)
+        assert streams == [{"name": "stderr",
+                            "text": "ERROR:root:MLflow is not installed: pip install 'jupyter-repro[mlflow]'\n"}]
+        assert kernel.value("get_ipython().magics_manager.registry['ReproMagics'].mlflow") is False
+
+
 def test_profile_setting_refused_without_mlflow(without_mlflow):
     config = Config()
     config.ReproMagics.mlflow = True

@@ -47,6 +47,13 @@ def array_bytes(array: np.ndarray) -> memoryview:
     return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
 
 
+@functools.lru_cache(maxsize=256)
+def dtype_tag(dtype: np.dtype) -> str:
+    """``"<f4:float32"``: byte order and size, and the name that tells bfloat16 from float16
+    (computing ``dtype.name`` costs microseconds, so once per dtype)."""
+    return f"{dtype.str}:{dtype.name}"
+
+
 def fingerprint_arrays(items: Iterable[Tuple[str, np.ndarray]]) -> str:
     """Hex XXH3-128 over ``(name, array)`` pairs, in the order given."""
     digest = xxhash.xxh3_128()
@@ -184,7 +191,7 @@ class _Walker:
 
     # -- kinds ------------------------------------------------------------------
     def array(self, array: np.ndarray) -> None:
-        self.put(f"nd:{array.dtype.str}:{array.dtype.name}:{array.shape};")
+        self.put(f"nd:{dtype_tag(array.dtype)}:{array.shape};")
         if array.dtype.hasobject:
             for item in array.ravel().tolist():
                 self.feed(item)

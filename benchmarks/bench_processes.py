@@ -140,11 +140,12 @@ def main(repeat: int = 5, epochs: int = 2, processes: int = 2):
     result.goal = "as close to 1 as the A/A row"
     result.note = (f"{processes} JAX processes on 127.0.0.1 (gloo), DataParallel, one CPU device each; "
                    f"process 0's timings, {repeat} rounds after one warm-up. 95% bootstrap interval of the median "
-                   f"ratio: {low:.3f}–{high:.3f}. Process 1 measured {other.ratio:.3f} (its A/A {other.aa('').ratio:.3f}). "
+                   f"ratio: {low:.3f}–{high:.3f}. Process 1 measured {other.ratio:.3f} "
+                   f"(its A/A {other.aa('').ratio:.3f}). "
                    "Each fit recompiles on both sides (a fresh optimizer; the usual recipe's compile), so both "
                    "trace and compile the train step every fit")
-    return [result, result.cpu(result.name + ", process CPU time", result.goal), result.aa(result.name.split(":")[0]
-                                                                                          + ": A/A control")]
+    short = result.name.split(":")[0]
+    return [result, result.cpu(f"{short}: process CPU time", result.goal), result.aa(f"{short}: A/A control")]
 
 
 def _arguments():

@@ -8,6 +8,8 @@ cache compare all of them, each by content:
   script's fit function by its code;
 * ``global NAME``: the value of every notebook name the cell reads, by content; the
   functions it reads by their code, closure values and the globals *they* read;
+* ``distribution``: how the model is spread over devices and processes, when it is
+  (``distribution.layout``: process count, mesh, layout map, each variable's placement);
 * per ``fit`` call: ``architecture`` (the model's configuration: activations, dropout
   rates, layers without variables; layer names left out), ``compile`` (loss, metrics,
   loss weights, optimizer class and configuration, learning-rate schedules, as the fit

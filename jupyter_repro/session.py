@@ -221,7 +221,7 @@ class Session:
             raise ReproError("--cache needs a store: set %config ReproMagics.store = '.repro'")
         if verify and not cache:
             raise ReproError("--verify goes with --cache: %%repro_fit --cache --verify")
-        if cache and processes()[0] > 1:
+        if cache and processes()[0] > 1:  # each process decides from its own store: they could disagree
             raise DistributionError(f"--cache in a run of {processes()[0]} processes: every process must train "
                                     "(one replaying while another trains would wait for it forever); drop --cache")
         require_model(model, repr(label or snapshot.variable))

@@ -2,10 +2,12 @@
 then the back-and-forth with ``reproducible_fit`` (or the plain recipe with --plain),
 training with a custom loop under ``strategy.run``.
 
-    python distributed_worker.py INDEX PORT0,PORT1 [--plain]
+    python distributed_worker.py INDEX PORT0,PORT1 [--plain | --keras-fit]
 
 Prints one JSON line: the fingerprint of every fit and whether all replicas agree.
-Each worker exits by itself; the test kills it after a deadline anyway.
+``--keras-fit`` instead tries Keras' own ``model.fit`` once and prints how it ended
+(keras-team/keras#20585: it fails under this strategy). Each worker exits by itself;
+the test kills it after a deadline anyway.
 """
 import json
 import os
@@ -56,6 +58,15 @@ def train(alpha):
         for batch in dataset:
             step(batch)
 
+
+if "--keras-fit" in sys.argv:
+    try:
+        model.fit(tf.data.Dataset.from_tensor_slices((X, y)).batch(16), epochs=1, verbose=0)
+        ended = "trained"
+    except ValueError as error:
+        ended = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    print("@@" + json.dumps({"worker": index, "keras_fit": ended}), flush=True)
+    sys.exit(0)
 
 fits = []
 for alpha in (1.0, 0.4, 0.2, 0.4):

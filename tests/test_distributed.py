@@ -101,6 +101,15 @@ def test_multi_worker_mirrored_strategy_identical_on_both_workers_and_across_run
     assert plain[0]["fits"][1] != plain[0]["fits"][3]
 
 
+def test_keras_model_fit_under_multi_worker_mirrored_still_fails_upstream():
+    """keras-team/keras#20585, retested on the installed versions: Keras 3's own ``model.fit``
+    cannot run under MultiWorkerMirroredStrategy (with or without this package), which is
+    why the workers above train with a custom loop. When this test fails because fit
+    trains, the limitation is gone: update docs/distributed.md and train with fit."""
+    workers = run_workers("--keras-fit")
+    assert [w["keras_fit"].split(" (")[0] for w in workers] == ["ValueError: Attempt to convert a value"] * 2
+
+
 PARAMETER_SERVER = '''
 import socket
 import tensorflow as tf, keras

@@ -55,15 +55,21 @@ def launch(folder, recipe, processes=2):
 
 
 def wait_all(processes, deadline):
-    """Wait for every process until ``deadline`` (time.monotonic()); kill the rest, whatever happens."""
+    """Wait for ``processes`` until ``deadline`` (time.monotonic()); kill those still running then."""
     try:
         for process in processes:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
     finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        kill(processes)
+
+
+def kill(processes):
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def succeeded(processes):
@@ -87,18 +93,25 @@ def lines(folder, recipe, kind, processes=2):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Three launches at once, each of two processes: the example twice (the second in the
-    first's folder, so its ledgers hold both), and the usual recipe."""
+    """The example twice (the repeat in the first run's folder, so each process's ledger holds
+    both) and the usual recipe beside the first run; two processes each."""
     folders = {name: str(tmp_path_factory.mktemp(name)) for name in ("repro", "plain")}
     deadline = time.monotonic() + DEADLINE
-    first = launch(folders["repro"], "repro")
-    plain = launch(folders["plain"], "plain")
-    wait_all(first, deadline)          # the repeat starts from the ledgers the first run left
-    succeeded(first)
-    first_lines = {kind: lines(folders["repro"], "repro", kind) for kind in ("FINGERPRINT", "VERDICT")}
-    repeat = launch(folders["repro"], "repro")
-    wait_all(repeat + plain, deadline)
-    succeeded(repeat + plain)
+    started = []
+    try:
+        first = launch(folders["repro"], "repro")
+        started += first
+        plain = launch(folders["plain"], "plain")
+        started += plain
+        wait_all(first, deadline)          # the repeat starts from the ledgers the first run left
+        succeeded(first)
+        first_lines = {kind: lines(folders["repro"], "repro", kind) for kind in ("FINGERPRINT", "VERDICT")}
+        repeat = launch(folders["repro"], "repro")
+        started += repeat
+        wait_all(repeat + plain, deadline)
+        succeeded(repeat + plain)
+    finally:
+        kill(started)                      # whatever failed, no process outlives the fixture
     return {"first": first_lines,
             "repeat": {kind: lines(folders["repro"], "repro", kind) for kind in ("FINGERPRINT", "VERDICT")},
             "plain": lines(folders["plain"], "plain", "FINGERPRINT"), "folder": folders["repro"]}

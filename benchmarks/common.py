@@ -23,6 +23,11 @@ CMAPSS_DIR = os.environ.get("CMAPSS_DIR") or os.path.join(os.path.dirname(__file
                                                            "data", "cmapss")
 
 
+def data_dir():
+    """CMAPSS_DIR if it holds NASA's FD001 files, else None (a synthetic fleet is used)."""
+    return CMAPSS_DIR if os.path.isfile(os.path.join(CMAPSS_DIR, "train_FD001.txt")) else None
+
+
 @dataclass
 class Comparison:
     name: str
@@ -63,9 +68,10 @@ class Comparison:
         """Three decimals near 1, where a goal such as 1.02 is judged; else 3 significant digits."""
         return f"{value:.3f}" if 0.5 <= value < 10 else f"{value:.3g}"
 
-    def row(self) -> str:
+    def row(self, *cells: str) -> str:
+        """The table row; ``cells`` go between the name and the subject (e.g. when it was measured)."""
         med = statistics.median
-        return (f"| {self.name} | {med(self.subject) * 1e3:,.1f} ms (min {min(self.subject) * 1e3:,.1f}, "
+        return (f"| {' | '.join((self.name,) + cells)} | {med(self.subject) * 1e3:,.1f} ms (min {min(self.subject) * 1e3:,.1f}, "
                 f"max {max(self.subject) * 1e3:,.1f}) | {med(self.baseline) * 1e3:,.1f} ms "
                 f"(min {min(self.baseline) * 1e3:,.1f}, max {max(self.baseline) * 1e3:,.1f}) | "
                 f"**{self._ratio(self.ratio)}** ({self._ratio(min(self.ratios))}–{self._ratio(max(self.ratios))}) | {self.goal} |")

@@ -10,11 +10,13 @@ into its first epoch (tracing) and the rest, in wall and CPU time, and counts st
 compared with the first one (P, the plain recipe, by default).
 
 Variants: P plain reseed + compile + set_weights; R `%%repro_fit`; W `%%repro_fit` with the
-input-recording wrapper off; L `%%repro_fit` with the ledger off (store ""); S the
+model.fit wrapper (FitCalls) off, so the fit's arguments are not recorded (the cell's code
+and the notebook values it reads still are); L `%%repro_fit` with the ledger off (store ""); S the
 snapshot's restore in a plain cell; Q the Seeder's reseed in a plain cell; N the plain cell
 in a nested run_cell (no package); E the plain cell run by a cell magic with exec() instead
-of run_cell (no package); D the plain fit 40 Python frames deeper; M the magic's core steps
-(start_fit, FitCalls, finish_fit) written out in a plain cell, no magic.
+of run_cell (no package); D the plain fit 40 Python frames deeper; M the magic's core written
+out in a plain cell, no magic: ``Session.running`` around the fit, as ``%%repro_fit`` calls it
+(source and namespace of the cell, the magic's seeder and snapshot), store off.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import bench_fit  # noqa: E402
 from bench_fit import CLOCK, FIT, PLAIN, PREPARE, epoch_times, run, shell, stalls  # noqa: E402
-from common import CMAPSS_DIR  # noqa: E402
+from common import data_dir  # noqa: E402
 
 SEED = "keras.utils.set_random_seed(42)\n"
 
@@ -37,10 +39,12 @@ def cells(epochs: int) -> dict:
     fit = bench_fit.CLOCKED.format(epochs=epochs)
     plain = PLAIN.replace(FIT, bench_fit.CLOCKED).format(epochs=epochs)  # the benchmark's baseline
     deep = plain.replace("history = model.fit(", "history = _bench_deep(40, lambda: model.fit(") + ")"
-    core = ("_bench_report = start_fit(model, _bench_snapshot, 42, _bench_seeder)\n"
-            "with _bench_seeder.paused(), FitCalls(model) as _bench_calls:\n"
-            + "".join(f"    {line}\n" for line in fit.splitlines())
-            + "finish_fit(model, _bench_report, 0.0, True, _bench_calls)")
+    # What %%repro_fit runs, without the magic: the fit body inside Session.running, given the
+    # body's source and the notebook namespace as the magic gives them; no store, so no ledger.
+    core = (f"with _bench_session.running(model, snapshot=_bench_snapshot, seed=42, source={fit!r},\n"
+            "                             namespace=get_ipython().user_ns, hidden=get_ipython().user_ns_hidden,\n"
+            "                             label='model'):\n"
+            + "".join(f"    {line}\n" for line in fit.splitlines()))
     return {
         "P": plain,
         "M": core,
@@ -65,17 +69,20 @@ def main():
 
     ip = shell()
     run(ip, "%repro_seed 42")
-    data_dir = CMAPSS_DIR if os.path.isfile(os.path.join(CMAPSS_DIR, "train_FD001.txt")) else None
-    run(ip, PREPARE.format(data_dir=data_dir))
+    run(ip, PREPARE.format(data_dir=data_dir()))
     run(ip, "%repro_snapshot model")
-    run(ip, "from jupyter_repro.fit import FitCalls, finish_fit, start_fit")
     run(ip, CLOCK + "\ndef _bench_deep(n, f):\n    return f() if n == 0 else _bench_deep(n - 1, f)\n")
     magics = ip.magics_manager.registry["ReproMagics"]
-    ip.user_ns.update(_bench_snapshot=magics.snapshots["model"], _bench_seeder=magics.seeder)
+    from jupyter_repro import Session
+
+    ip.user_ns.update(_bench_snapshot=magics.snapshots["model"], _bench_seeder=magics.seeder,
+                      _bench_session=Session(store=None, seeder=magics.seeder))
     ip.register_magic_function(lambda line, cell: ip.run_cell(cell), "cell", "bench_nested")
     ip.register_magic_function(lambda line, cell: exec(compile(ip.transform_cell(cell), "<cell>", "exec"), ip.user_ns),
                                "cell", "bench_direct")
-    # Referenced in the magic's own module at call time, so the switch reaches it.
+    # W switches the wrapper off on the class itself: Session.running (which the magic calls)
+    # still enters and leaves FitCalls(model, inputs, recipe, replay), which then records nothing
+    # (W's report then says "no model.fit in the cell"; its ledger line lacks the fit's inputs).
     from jupyter_repro import fit as fit_module
 
     real = fit_module.FitCalls.__enter__, fit_module.FitCalls.__exit__

@@ -1,6 +1,12 @@
-"""Run every benchmark and write docs/performance.md.
+"""Run the benchmarks and write docs/performance.md (raw timings in docs/performance.json).
 
-    .venv/bin/python benchmarks/run_all.py [--epochs 20] [--repeat 5] [--fit-pairs 14]
+    .venv/bin/python benchmarks/run_all.py [--epochs 20] [--repeat 5] [--fit-pairs 14] [--batch-pairs 8]
+    .venv/bin/python benchmarks/run_all.py --only batches [fit ...]
+
+A full run takes about 25 minutes. ``--only`` re-measures the benchmarks named and keeps
+the others' rows as docs/performance.json stores them (every timing, note, setting and
+the run each came from); the page is then written from both, each row saying when it was
+measured where the runs differ.
 """
 from __future__ import annotations
 
@@ -11,55 +17,125 @@ import json
 import os
 import platform
 import sys
+from typing import Callable, NamedTuple
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import bench_batches  # noqa: E402
 import bench_fingerprint  # noqa: E402
 import bench_fit  # noqa: E402
 import bench_snapshot  # noqa: E402
 import bench_startup  # noqa: E402
+from common import Comparison  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "docs", "performance.md")
-RAW = os.path.join(os.path.dirname(__file__), "..", "docs", "performance.json")  # every timing, to recompute from
+RAW = os.path.join(os.path.dirname(__file__), "..", "docs", "performance.json")  # every timing, to rebuild from
+
+
+class Benchmark(NamedTuple):
+    run: Callable[[dict], list]  # settings -> [Comparison]
+    settings: tuple              # the command-line settings it uses
+    repetitions: str             # how it repeats, from its settings, for the page
+
+
+REPEATED = "{repeat} repetitions after one warm-up pair"
+BENCHMARKS = {  # in the order they run and appear; startup first, before TensorFlow is imported here
+    "startup": Benchmark(lambda s: bench_startup.main(s["repeat"]), ("repeat",), "{repeat} fresh kernels"),
+    "fingerprint": Benchmark(lambda s: bench_fingerprint.main(s["repeat"]), ("repeat",), REPEATED),
+    "snapshot": Benchmark(lambda s: bench_snapshot.main(s["repeat"]), ("repeat",), REPEATED),
+    "fit": Benchmark(lambda s: bench_fit.main(s["epochs"], s["repeat"], s["fit_pairs"]),
+                     ("epochs", "repeat", "fit_pairs"),
+                     REPEATED + ", and {fit_pairs} rounds for the `%%repro_fit` vs plain fit rows, each timing the "
+                     "plain fit twice: once as the baseline, once as an A/A control that shows how far from 1 "
+                     "noise alone takes the ratio"),
+    "batches": Benchmark(lambda s: bench_batches.main(s["epochs"], s["batch_pairs"]), ("epochs", "batch_pairs"),
+                         "{batch_pairs} rounds after one warm-up round, each timing the generator-fed fit with "
+                         "batch observation, without, and without again (the A/A control)"),
+}
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--fit-pairs", type=int, default=14, help="pairs for the %%%%repro_fit vs plain fit rows")
+    parser.add_argument("--fit-pairs", type=int, default=14, help="rounds for the %%%%repro_fit vs plain fit rows")
+    parser.add_argument("--batch-pairs", type=int, default=8, help="rounds for the batch observation rows")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME",
+                        help=f"re-measure only these ({', '.join(BENCHMARKS)}); keep the stored rows of the others")
     args = parser.parse_args()
-    results = bench_startup.main(args.repeat)          # before TensorFlow is imported here
-    results += bench_fingerprint.main(args.repeat)
-    results += bench_snapshot.main(args.repeat)
-    results += bench_fit.main(args.epochs, args.repeat, args.fit_pairs)
-    write(results, args)
+    only = set(args.only or BENCHMARKS)
+    stored = load() if args.only else {}
+    missing = [name for name in BENCHMARKS if name not in only and name not in stored]
+    if missing:
+        parser.error(f"{os.path.basename(RAW)} holds no results for {', '.join(missing)}: "
+                     "name them in --only too, or run everything")
+    runs = {name: stored[name] for name in BENCHMARKS if name not in only}
+    for name, benchmark in BENCHMARKS.items():
+        if name in only:
+            settings = {key: getattr(args, key) for key in benchmark.settings}
+            results = benchmark.run(settings)
+            runs[name] = {"settings": settings, "results": results}
+    machine = run_line()
+    for name in only:
+        runs[name].update(machine)
+    write({name: runs[name] for name in BENCHMARKS})
 
 
-def write(results, args):
+def run_line() -> dict:
+    """When and on what a benchmark ran (TensorFlow is imported by now)."""
     import keras
     import numpy
     import tensorflow as tf
 
+    return {"when": f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+            "machine": f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+                       f"NumPy {numpy.__version__}, TensorFlow {tf.__version__} (CPU), Keras {keras.__version__}"}
+
+
+def load() -> dict:
+    """The stored runs, by benchmark: settings, when, machine, and the results as ``Comparison``s."""
+    with open(RAW) as handle:
+        raw = json.load(handle)
+    if "benchmarks" not in raw:
+        sys.exit(f"{RAW} is in the format before --only (one run, rows not tied to their benchmark): run everything")
+    return {name: dict(run, results=[Comparison(**r) for r in run["results"]])
+            for name, run in raw["benchmarks"].items()}
+
+
+def write(runs: dict) -> None:
+    """docs/performance.md from ``runs`` (benchmark -> settings, when, machine, results), and the raw json."""
+    groups = {}  # (when, machine) -> benchmarks measured then
+    for name, run in runs.items():
+        groups.setdefault((run["when"], run["machine"]), []).append(name)
+    several = len(groups) > 1
+    repetitions = "; ".join(f"{name}: {BENCHMARKS[name].repetitions.format(**run['settings'])}"
+                            for name, run in runs.items())
     lines = [
         "# Performance", "",
         "Every figure is a ratio to the plain alternative timed in the same run, the two sides "
-        "interleaved in alternating order (A B, B A, ...). Shown: median seconds (min, max) of each side, and the median of "
-        f"the per-pair ratios (min–max over the pairs); {args.repeat} repetitions after one warm-up pair "
-        f"({args.fit_pairs} rounds for the `%%repro_fit` vs plain fit rows, each round timing the plain fit twice: "
-        "once as the baseline, once as an A/A control that shows how far from 1 noise alone takes the ratio).",
-        "Regenerate with `.venv/bin/python benchmarks/run_all.py`.", "",
-        f"Run {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on {platform.platform()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, NumPy {numpy.__version__}, "
-        f"TensorFlow {tf.__version__} (CPU), Keras {keras.__version__}.", "",
-        "| benchmark | subject | baseline | ratio | goal |", "|---|---|---|---|---|",
+        "interleaved in alternating order (A B, B A, ...). Shown: median seconds (min, max) of each side, and the "
+        f"median of the per-pair ratios (min–max over the pairs). Repetitions per benchmark: {repetitions}.",
+        "Regenerate with `.venv/bin/python benchmarks/run_all.py` (all benchmarks), or re-measure some with "
+        f"`--only NAME ...` ({', '.join(BENCHMARKS)}) and keep the others' stored rows.", "",
     ]
-    lines += [r.row() for r in results]
+    if several:
+        lines += ["Measured in several runs; the table's *measured* column says which:", ""]
+        lines += [f"- {when} on {machine}: {', '.join(names)}." for (when, machine), names in groups.items()]
+        lines += ["", "| benchmark | measured | subject | baseline | ratio | goal |", "|---|---|---|---|---|---|"]
+    else:
+        (when, machine), = groups
+        lines += [f"Run {when} on {machine}.", "",
+                  "| benchmark | subject | baseline | ratio | goal |", "|---|---|---|---|---|"]
+    for run in runs.values():
+        for result in run["results"]:
+            lines.append(result.row(run["when"]) if several else result.row())
+    results = [result for run in runs.values() for result in run["results"]]
     lines += ["", "## Notes", ""] + [f"- {r.name}: {r.note}" for r in results if r.note]
     with open(OUT, "w") as handle:
         handle.write("\n".join(lines) + "\n" + NOTES)
     with open(RAW, "w") as handle:
-        json.dump({"run": lines[5], "results": [dataclasses.asdict(r) for r in results]}, handle, indent=1)
+        json.dump({"benchmarks": {name: dict(run, results=[dataclasses.asdict(r) for r in run["results"]])
+                                  for name, run in runs.items()}}, handle, indent=1)
     print(f"wrote {os.path.abspath(OUT)} and {os.path.basename(RAW)}")
 
 

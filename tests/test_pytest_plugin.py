@@ -3,15 +3,22 @@ real kernels (a 4-feature model, 2 epochs), and the pieces it is made of.
 
 Kernel runs are what these tests cost (a fresh kernel imports Keras and its backend), so
 each pytester run proves several things: 13 kernel runs in all, 11 of them import Keras.
+
+Nothing here imports Keras into this process during a pytester test: pytester takes modules
+imported meanwhile out of ``sys.modules`` afterwards, and TensorFlow imported a second time
+in one process aborts it ("PyExceptionRegistry::Init() already called").
 """
 import copy
 import json
 import subprocess
 import sys
+from importlib import metadata
 
 import nbformat
 import pytest
+from nbclient import NotebookClient
 
+import jupyter_repro.environment  # noqa: F401 -- the plugin imports it late; here it is in before pytester's snapshot
 from jupyter_repro.check import Cell, Override, difference, read_cells
 from jupyter_repro.errors import ReproError
 
@@ -96,14 +103,13 @@ def test_epochs_override_runs_and_the_kernels_still_agree(pytester):
 def test_saved_fingerprints_pass_next_to_nbval_and_nbmake_and_an_altered_one_fails(pytester):
     """Executed and saved as Jupyter saves it, the notebook passes against its own
     fingerprints, in a run with --nbval-lax and --nbmake; one result altered fails."""
-    from nbclient import NotebookClient
-
     notebook = nbformat.v4.new_notebook(cells=[cell(c) for c in (SETUP, MODEL, SNAPSHOT, DATA, FIT)])
-    NotebookClient(notebook, resources={"metadata": {"path": str(pytester.path)}}).execute()
+    NotebookClient(notebook, resources={"metadata": {"path": str(pytester.path)}},
+                   extra_arguments=["--IPKernelApp.log_level=ERROR"]).execute()
     nbformat.write(notebook, pytester.path / "saved.ipynb")
     saved = read_cells(notebook)[-1].saved
     assert len(saved) == 1 and {"input_key", "inputs", "result", "env"} <= set(saved[0])
-    assert saved[0]["env"]["keras"] == __import__("keras").__version__ and "python" in saved[0]["env"]
+    assert saved[0]["env"]["keras"] == metadata.version("keras") and "python" in saved[0]["env"]
 
     altered = copy.deepcopy(notebook)
     output = next(o for o in altered.cells[-1].outputs if "jupyter_repro" in o.metadata)

@@ -319,7 +319,8 @@ class Session:
                         replayer.note = f"cache: {error}"
                     except OSError as error:
                         unstored = error
-            record.update(verdict=verdict.status, same_inputs_as=verdict.earlier and verdict.earlier["run"])
+            same = verdict.earlier["run"] if verdict.earlier and verdict.status != "first" else None
+            record.update(verdict=verdict.status, same_inputs_as=same)  # a first run's "earlier" had other inputs
             report.verdict = verdict
             verdict.record = ledger.append(self.signer.sign(record))
         except OSError as error:

@@ -37,6 +37,11 @@ def strategy_scope(model):
     strategy = getattr(model, "_distribute_strategy", None)
     if strategy is None:
         return contextlib.nullcontext()
+    _refuse_unreproducible(strategy)
+    return strategy.scope()
+
+
+def _refuse_unreproducible(strategy) -> None:
     name = type(strategy).__name__
     if "ParameterServer" in name:
         raise ModelError(f"{name} cannot be made reproducible: its workers update variables "
@@ -45,7 +50,6 @@ def strategy_scope(model):
     if name not in REPRODUCIBLE_STRATEGIES:
         raise ModelError(f"{name} is not known to be reproducible; supported: MirroredStrategy, "
                          "MultiWorkerMirroredStrategy, OneDeviceStrategy")
-    return strategy.scope()
 
 
 def _strategy_layout(strategy) -> dict:
@@ -133,6 +137,7 @@ def layout(model) -> Optional[dict]:
     device in one process (so single-device runs keep the inputs they always had)."""
     strategy = getattr(model, "_distribute_strategy", None)
     if strategy is not None and type(strategy).__name__ != "_DefaultDistributionStrategy":
+        _refuse_unreproducible(strategy)  # before asking it anything: a refused strategy may not answer
         return _strategy_layout(strategy)
     count, _ = processes()
     distribution = current()

@@ -140,6 +140,8 @@ class ReproMagics(Magics):
         raw = info.raw_cell or ""
         if self.seeder.seed is None or not self.seeder.reseed_cells:
             return
+        if raw.lstrip().startswith("%%repro_fit"):
+            return  # it reseeds itself before its body runs; nothing it does before draws a number
         try:
             source = self.shell.transform_cell(raw)  # magics as the Python they run
         except Exception:  # noqa: BLE001 -- a cell IPython cannot transform seeds from its text

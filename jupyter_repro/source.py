@@ -12,9 +12,11 @@ per-cell seed (``seeding.py``) runs before every cell and must stay cheap.
 from __future__ import annotations
 
 import ast
-from typing import List
+import functools
+from typing import List, Tuple
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of the text, asked before every cell and every fit
 def canonical_source(source: str) -> str:
     """A dump of the syntax tree that leaves out empty fields (so it reads the same on
     Python versions whose ``ast.dump`` differ). Source that does not parse (a cell with
@@ -55,9 +57,14 @@ def names_read(source: str) -> List[str]:
     Textual order stands in for run order: a name bound in a branch that did not run and
     then read would be missed, which no fit cell written for reuse does.
     """
+    return list(_names_read(source))
+
+
+@functools.lru_cache(maxsize=256)
+def _names_read(source: str) -> Tuple[str, ...]:
     reads = _Reads()
     reads.visit(ast.parse(source))
-    return reads.read  # builtins too: a notebook may rebind one (the caller looks them up)
+    return tuple(reads.read)  # builtins too: a notebook may rebind one (the caller looks them up)
 
 
 class _Reads(ast.NodeVisitor):

@@ -22,8 +22,9 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-from .snapshot import read_arrays, read_variables, variable_specs
+from .snapshot import fixed_variables, put_variables, spec_list
 from .store import SnapshotStore
+from .tensors import host_view
 
 #: Keras callbacks whose whole effect is on the model and its History.
 REPLAYABLE = {"EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN",
@@ -61,15 +62,15 @@ class StateCache:
         self.signer = signer or Signer()
 
     def save(self, result: str, model, history) -> dict:
-        """Store the model's final variables, its optimizer's, and the History."""
-        optimizer = _optimizer_variables(model)
-        values = read_variables(model) + read_arrays(optimizer)
-        specs = variable_specs(model) + [(v.path, tuple(v.shape), str(v.dtype)) for v in optimizer]
+        """Store the model's final variables, its optimizer's, and the History, streamed
+        to the file one variable at a time (no copy of the state in memory)."""
+        variables = list(model.variables) + _optimizer_variables(model)
         extra = {"model_variables": len(model.variables),
                  "history": {k: [float(x) for x in v] for k, v in (history.history or {}).items()},
                  "params": {k: v for k, v in (history.params or {}).items() if isinstance(v, (int, float, str))},
                  "epoch": list(getattr(history, "epoch", []))}
-        manifest = self.store.save("state", result, specs, values, extra, sign=self.signer.sign)
+        manifest = self.store.save("state", result, spec_list(variables), lambda i: host_view(variables[i]),
+                                   extra, sign=self.signer.sign)
         self.evict(keep=manifest["data"])
         return manifest
 
@@ -85,18 +86,18 @@ class StateCache:
         ``CorruptSnapshot`` (and changes nothing) if the files do not verify."""
         from keras.callbacks import History
 
-        arrays = self.store.load(manifest)
+        arrays = self.store.load(manifest)  # verified; views of the mapped file
         extra = manifest["extra"]
         count = extra["model_variables"]
-        for variable, value in zip(model.variables, arrays[:count]):
-            variable.assign(value)
+        digests = [variable.get("xxh3") for variable in manifest["variables"]]
+        put_variables(model.variables, arrays.__getitem__, digests[:count], fixed_variables(model))
         optimizer_values = arrays[count:]
         if optimizer_values and model.optimizer is not None:
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
             if len(model.optimizer.variables) == len(optimizer_values):
-                for variable, value in zip(model.optimizer.variables, optimizer_values):
-                    variable.assign(value)
+                put_variables(model.optimizer.variables, optimizer_values.__getitem__)
+        del arrays, optimizer_values
         history = History()
         history.history = {k: list(v) for k, v in extra["history"].items()}
         history.params, history.epoch = dict(extra["params"]), list(extra["epoch"])
@@ -107,23 +108,21 @@ class StateCache:
 
     def evict(self, keep: str = "") -> List[str]:
         """Delete least recently used states until the folder fits ``max_bytes``."""
-        folder = self.store.directory
         entries = []
-        for manifest in folder.glob("*.json"):
-            data = manifest.with_suffix(".bin")
-            size = manifest.stat().st_size + (data.stat().st_size if data.exists() else 0)
-            entries.append((manifest.stat().st_mtime, manifest, data, size))
-        total = sum(entry[3] for entry in entries)
+        for files in self.store.files():  # [file.safetensors], or a legacy [manifest.json, data.bin]
+            size = sum(path.stat().st_size for path in files if path.exists())
+            entries.append((files[0].stat().st_mtime, files, size))
+        total = sum(entry[2] for entry in entries)
         removed = []
-        for _, manifest, data, size in sorted(entries, key=lambda e: e[0]):
+        for _, files, size in sorted(entries, key=lambda e: e[0]):
             if total <= self.max_bytes:
                 break
-            if data.name == keep:
+            if keep in (path.name for path in files):
                 continue
-            manifest.unlink()  # manifest first: a state without one is never used
-            data.unlink(missing_ok=True)
+            for path in files:  # a legacy manifest first: a state without one is never used
+                path.unlink(missing_ok=True)
             total -= size
-            removed.append(data.name)
+            removed.append(files[-1].name)
         return removed
 
 
@@ -148,7 +147,11 @@ class Replayer:
         for record in reversed(self.ledger.records()):
             if record.get("input_key") != key or not record.get("state") or record.get("opaque"):
                 continue
-            manifest = self.cache.find(record["result"])
+            try:
+                manifest = self.cache.find(record["result"])
+            except CorruptSnapshot as error:
+                self.note = f"⚠ cache entry ignored: {error}; trained instead"
+                return None
             if manifest is None:
                 continue
             if not (self.cache.signer.verifies(record) and self.cache.trusted(manifest)):

@@ -35,10 +35,13 @@ class Session:
     """Seed, snapshots, fits, trials, ledger and cache of one interpreter."""
 
     def __init__(self, seed: Optional[int] = None, deterministic: bool = True, store: Optional[str] = ".repro",
-                 cache_max_bytes: int = 2**30, seeder: Optional[Seeder] = None, signer=None):
+                 cache_max_bytes: int = 2**30, seeder: Optional[Seeder] = None, signer=None,
+                 snapshot_memory_max_bytes: int = 64 * 2**20):
         self.seeder = seeder or Seeder()
         self.store = store
         self.cache_max_bytes = cache_max_bytes
+        #: a snapshot up to this size is also kept in memory; a larger one only in its mapped file
+        self.snapshot_memory_max_bytes = snapshot_memory_max_bytes
         self._signer = signer
         self.snapshots: Dict[str, object] = {}
         self._compiled: Dict[int, tuple] = {}  # id(model) -> (model, optimizer, compile config, recipe), weakly
@@ -66,16 +69,21 @@ class Session:
 
     # -- snapshots --------------------------------------------------------------
     def snapshot(self, model, name: Optional[str] = None, variable: Optional[str] = None):
-        """Register ``model``'s current state as the one each fit starts from, and save it."""
-        from .snapshot import Snapshot
+        """Register ``model``'s current state as the one each fit starts from, and save it.
 
-        snapshot = Snapshot.capture(model, name or variable or "model")
+        A state up to ``snapshot_memory_max_bytes`` is also kept in memory; a larger one
+        is restored from its stored file, memory-mapped, so RAM holds the weights once.
+        """
+        from .snapshot import Snapshot, require_model, specs_nbytes, variable_specs
+
+        require_model(model, repr(name or variable or "model"))
+        keep = not self.store or specs_nbytes(variable_specs(model)) <= self.snapshot_memory_max_bytes
+        snapshot = Snapshot.capture(model, name or variable or "model", keep=keep, digests=not self.store)
         snapshot.variable = variable or snapshot.name
-        snapshot.status = self._persist(snapshot)
+        snapshot.status = self._persist(snapshot, model)
         self.snapshots[snapshot.name] = snapshot
         self._remember_compile(model, snapshot.recipe)
         return snapshot
-
     def snapshot_for(self, name: Optional[str] = None):
         """The snapshot called ``name`` (or taken of the variable ``name``); the only one if None."""
         if not self.snapshots:
@@ -92,28 +100,49 @@ class Session:
             raise ReproError(f"no snapshot for '{name}': run %repro_snapshot {name} after compiling it")
         return matches[-1]
 
-    def _persist(self, snapshot) -> str:
-        """Save ``snapshot``; say how it compares with the one saved under its name before."""
-        from .store import CorruptSnapshot, SnapshotStore
+    def _persist(self, snapshot, model) -> str:
+        """Save ``snapshot`` (streamed from ``model``, one variable at a time) unless the
+        same content is stored already, which is verified without copying it; say how it
+        compares with the one saved under its name before."""
+        from .store import LEGACY, CorruptSnapshot, SnapshotStore
 
         if not self.store:
-            return "not saved (no store)"
+            return "kept in memory (no store)"
         store = SnapshotStore(self.store)
         saved = store.saved(snapshot.name)
         same = [m for m in saved if m.get("fingerprint") == snapshot.fingerprint]
-        try:
-            if same:
-                store.load(same[-1])  # verify the bytes on disk, not only the manifest
+        if same and same[-1].get("format") != LEGACY:
+            try:
+                snapshot.attach(store.open(same[-1]), keep_copy=snapshot.kept is not None)
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(same[-1]["created"]))
                 return f"matches the snapshot saved under '{snapshot.name}' on {when} ✓"
-        except CorruptSnapshot as error:
-            store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, snapshot.values)
-            return f"{error}; saved a fresh copy"
-        manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, snapshot.values)
+            except CorruptSnapshot as error:
+                self._write(store, snapshot, model)
+                return f"{error}; saved a fresh copy"
+        manifest = self._write(store, snapshot, model)
+        if same:  # the same content, stored by jupyter-repro 0.1 (.bin + .json): verified, stored anew
+            try:
+                store.verify(same[-1])
+            except CorruptSnapshot as error:
+                return f"{error}; saved a fresh copy as {manifest['data']}"
+            return (f"matches the snapshot saved under '{snapshot.name}' by an earlier version ✓; stored anew "
+                    f"as {manifest['data']} (its old .bin and .json files can be deleted)")
         if saved:
             return (f"⚠ differs from the snapshot saved earlier under '{snapshot.name}' "
                     f"({saved[-1]['fingerprint'][:12]}); both are kept: {manifest['data']}")
         return f"saved to {manifest['manifest']}"
+
+    @staticmethod
+    def _write(store, snapshot, model) -> dict:
+        """Store ``snapshot`` (from its copy, or straight from the model's variables) and attach the file."""
+        from .snapshot import host_view
+        from .tensorfile import TensorFile
+
+        variables = model.variables
+        read = snapshot.kept.__getitem__ if snapshot.kept is not None else (lambda i: host_view(variables[i]))
+        manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, read)
+        snapshot.attach(TensorFile(manifest["manifest"]).trust(), keep_copy=snapshot.kept is not None)
+        return manifest
 
     # -- compile settings -------------------------------------------------------
     def _remember_compile(self, model, recipe) -> None:
@@ -194,7 +223,7 @@ class Session:
         else:
             inputs.opaque["cell"] = "the code run is not known (pass a function to Session.fit)"
         started = time.perf_counter()
-        snapshot.restore(model, state, recipe)  # checks first: raises before touching anything
+        report.restored = snapshot.restore(model, state, recipe)  # checks first: raises before touching anything
         self._remember_compile(model, recipe)
         self.seeder.reseed(seed)
         if compile_changes:

@@ -320,6 +320,7 @@ class Snapshot:
                 done = put_variables(model.variables, self.file.array, self.digests, fixed_variables(model),
                                      release=self.file.release)
         model.reset_metrics()
+        _reset_metric_objects(recipe.compile_kwargs)
         return done
 
     def __repr__(self) -> str:
@@ -327,6 +328,23 @@ class Snapshot:
 
     def _repr_pretty_(self, printer, cycle):
         self.info()._repr_pretty_(printer, cycle)
+
+
+def _reset_metric_objects(compile_kwargs) -> None:
+    """Zero the running totals of metric *instances* the compile arguments hold (KerasHub
+    tasks pass them). ``reset_metrics`` does not reach them before the first train step
+    builds the compiled metrics, so they would carry the last fit's totals into this
+    fit's History (and into its inputs' fingerprint)."""
+    keras = sys.modules["keras"]
+    stack = [compile_kwargs.get("metrics"), compile_kwargs.get("weighted_metrics")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, keras.metrics.Metric):
+            item.reset_state()
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
 
 
 def _size(nbytes: int) -> str:

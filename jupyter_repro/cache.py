@@ -23,9 +23,11 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
+from . import distribution
 from .quota import DEFAULT_CAP, DiskQuota, touch
-from .snapshot import read_arrays, read_variables, variable_specs
+from .snapshot import fixed_variables, put_variables, spec_list, specs_nbytes
 from .store import SnapshotStore
+from .tensors import host_view
 
 #: Keras callbacks whose whole effect is on the model and its History.
 REPLAYABLE = {"EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN",
@@ -63,18 +65,21 @@ class StateCache:
         self.signer = signer or Signer()
 
     def save(self, result: str, model, history) -> dict:
-        """Store the model's final variables, its optimizer's, and the History. Raises
+        """Store the model's final variables, its optimizer's, and the History, streamed
+        to the file one variable at a time (no copy of the state in memory). Raises
         ``quota.OverCap`` for a state larger than the store's cap, ``OSError`` when the
         store cannot be written (nothing of it stays then)."""
-        optimizer = _optimizer_variables(model)
-        values = read_variables(model) + read_arrays(optimizer)
-        specs = variable_specs(model) + [(v.path, tuple(v.shape), str(v.dtype)) for v in optimizer]
+        variables = list(model.variables) + _optimizer_variables(model)
+        for variable in variables:
+            distribution.require_readable(variable)
+        specs = spec_list(variables)
         extra = {"model_variables": len(model.variables),
                  "history": {k: [float(x) for x in v] for k, v in (history.history or {}).items()},
                  "params": {k: v for k, v in (history.params or {}).items() if isinstance(v, (int, float, str))},
                  "epoch": list(getattr(history, "epoch", []))}
-        with self.quota.admit(sum(v.nbytes for v in values), "the result's state"):
-            return self.store.save("state", result, specs, values, extra, sign=self.signer.sign)
+        with self.quota.admit(specs_nbytes(specs), "the result's state"):
+            return self.store.save("state", result, specs, lambda i: host_view(variables[i]),
+                                   extra, sign=self.signer.sign)
 
     def find(self, result: str) -> Optional[dict]:
         return self.store.find("state", result)
@@ -88,18 +93,18 @@ class StateCache:
         ``CorruptSnapshot`` (and changes nothing) if the files do not verify."""
         from keras.callbacks import History
 
-        arrays = self.store.load(manifest)
+        arrays = self.store.load(manifest)  # verified; views of the mapped file
         extra = manifest["extra"]
         count = extra["model_variables"]
-        for variable, value in zip(model.variables, arrays[:count]):
-            variable.assign(value)
+        digests = [variable.get("xxh3") for variable in manifest["variables"]]
+        put_variables(model.variables, arrays.__getitem__, digests[:count], fixed_variables(model))
         optimizer_values = arrays[count:]
         if optimizer_values and model.optimizer is not None:
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
             if len(model.optimizer.variables) == len(optimizer_values):
-                for variable, value in zip(model.optimizer.variables, optimizer_values):
-                    variable.assign(value)
+                put_variables(model.optimizer.variables, optimizer_values.__getitem__)
+        del arrays, optimizer_values
         history = History()
         history.history = {k: list(v) for k, v in extra["history"].items()}
         history.params, history.epoch = dict(extra["params"]), list(extra["epoch"])
@@ -135,7 +140,11 @@ class Replayer:
         for record in reversed(records):
             if record.get("input_key") != key or not record.get("state") or record.get("opaque"):
                 continue
-            manifest = self.cache.find(record["result"])
+            try:
+                manifest = self.cache.find(record["result"])
+            except CorruptSnapshot as error:
+                self.note = f"⚠ cache entry ignored: {error}; trained instead"
+                return None
             if manifest is None:
                 continue
             if not (self.cache.signer.verifies(record) and self.cache.trusted(manifest)):

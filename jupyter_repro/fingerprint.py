@@ -50,18 +50,49 @@ def array_bytes(array: np.ndarray) -> memoryview:
 @functools.lru_cache(maxsize=256)
 def dtype_tag(dtype: np.dtype) -> str:
     """``"<f4:float32"``: byte order and size, and the name that tells bfloat16 from float16
-    (computing ``dtype.name`` costs microseconds, so once per dtype)."""
+    (computing ``dtype.name`` costs microseconds, so once per dtype). Values of any kind."""
     return f"{dtype.str}:{dtype.name}"
+
+
+@functools.lru_cache(maxsize=256)
+def variable_dtype_tag(dtype: np.dtype) -> str:
+    """``<f4``; ``<V2:bfloat16`` for a dtype NumPy does not define itself: model states.
+
+    ``dtype.str`` alone names NumPy's own dtypes uniquely, but every ``ml_dtypes`` type
+    of one width shares it (``<V2`` for bfloat16; ``<V1`` for several float8 kinds), so
+    their name is added; the fingerprints of weights recorded before stay what they were.
+    """
+    return dtype.str if dtype.isbuiltin == 1 else f"{dtype.str}:{dtype.name}"
+
+
+class ArraysFingerprint:
+    """Hex XXH3-128 over ``(name, array)`` pairs fed one at a time: a model's variables
+    are hashed as they are read, never all held at once."""
+
+    def __init__(self):
+        self._digest = xxhash.xxh3_128()
+
+    def update(self, name: str, array: np.ndarray) -> None:
+        array = np.asarray(array)
+        self._digest.update(f"{name}|{variable_dtype_tag(array.dtype)}|{array.shape}\n".encode())
+        self._digest.update(array_bytes(array))
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def fingerprint_arrays(items: Iterable[Tuple[str, np.ndarray]]) -> str:
     """Hex XXH3-128 over ``(name, array)`` pairs, in the order given."""
-    digest = xxhash.xxh3_128()
+    digest = ArraysFingerprint()
     for name, array in items:
-        array = np.asarray(array)
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}\n".encode())
-        digest.update(array_bytes(array))
+        digest.update(name, array)
     return digest.hexdigest()
+
+
+def bytes_digest(array: np.ndarray) -> str:
+    """Hex XXH3-128 of an array's bytes alone: the checksum a stored tensor carries, and
+    how a variable is known unchanged (its dtype and shape are checked apart)."""
+    return xxhash.xxh3_128_hexdigest(array_bytes(array))
 
 
 def fingerprint_value(value, exclude: Optional[dict] = None) -> str:
@@ -377,11 +408,11 @@ def _is_tensor(value) -> bool:
 
 
 def tensor_to_numpy(tensor) -> np.ndarray:
-    """A tensor's (or a Keras / TensorFlow variable's) values on the host."""
-    if hasattr(tensor, "detach"):  # PyTorch: off the graph and the GPU first
-        tensor = tensor.detach().cpu()
-    value = tensor.numpy() if hasattr(tensor, "numpy") else tensor
-    return np.asarray(value)
+    """A tensor's (or a Keras / TensorFlow variable's) values on the host, for reading:
+    no copy where the backend allows; bfloat16 and float8 included (``tensors.py``)."""
+    from .tensors import host_view
+
+    return host_view(tensor)
 
 
 def _is_tf_dataset(value) -> bool:

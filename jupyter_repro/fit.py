@@ -35,6 +35,7 @@ class FitReport:
     run: Optional[int] = None
     verdict: Optional["Verdict"] = None  # noqa: F821 -- verdict.Verdict
     notes: List[str] = field(default_factory=list)  # compile changes, why the cache was not used...
+    restored: Optional[object] = None  # snapshot.Restored: variables written, unchanged ones left alone
 
     @property
     def input_key(self) -> str:

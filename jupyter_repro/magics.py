@@ -12,6 +12,7 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
     c.ReproMagics.store = ".repro"      # ledger and snapshots, beside the notebook ("" = off)
     c.ReproMagics.cache_max_bytes = 2**33  # cap on the store's snapshots and cached states
     c.ReproMagics.mlflow = True         # log each %%repro_fit as an MLflow run (jupyter-repro[mlflow])
+    c.ReproMagics.snapshot_memory_max_bytes = 64 * 2**20  # larger snapshots stay only in their mapped file
 
 or, in a running session, ``%config ReproMagics.seed = 42``.
 """
@@ -69,6 +70,10 @@ class ReproMagics(Magics):
     mlflow = Bool(False, help=(
         "Log every %%repro_fit as an MLflow run (parameters, metrics per epoch, verdict tags; "
         "--trials as nested runs), to MLflow's own tracking URI. Needs jupyter-repro[mlflow].")).tag(config=True)
+    snapshot_memory_max_bytes = Int(64 * 2**20, help=(
+        "A snapshot up to this many bytes is also kept in memory, for the fastest restore; "
+        "a larger one is restored from its stored file, memory-mapped, so RAM does not hold "
+        "the weights twice. Without a store every snapshot is kept in memory.")).tag(config=True)
 
     def __init__(self, shell=None, **kwargs):
         self._syncing = False
@@ -76,6 +81,7 @@ class ReproMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.seeder.reseed_cells = self.reseed_cells
         self.session.store, self.session.cache_max_bytes = self.store, self.cache_max_bytes
+        self.session.snapshot_memory_max_bytes = self.snapshot_memory_max_bytes
 
     @property
     def seeder(self) -> Seeder:
@@ -102,6 +108,13 @@ class ReproMagics(Magics):
         except ReproError as error:
             raise TraitError(str(error)) from error
 
+    @validate("snapshot_memory_max_bytes")
+    def _valid_memory_cap(self, proposal):
+        if proposal.value < 0:
+            raise TraitError(f"snapshot_memory_max_bytes must be 0 or more (0: never keep a copy in memory), "
+                             f"not {proposal.value}")
+        return proposal.value
+
     @observe("seed", "deterministic")
     def _seed_changed(self, change):
         if self._syncing or self.seed is None:
@@ -113,7 +126,7 @@ class ReproMagics(Magics):
     def _reseed_cells_changed(self, change):
         self.seeder.reseed_cells = change.new
 
-    @observe("store", "cache_max_bytes")
+    @observe("store", "cache_max_bytes", "snapshot_memory_max_bytes")
     def _store_changed(self, change):
         setattr(self.session, change.name, change.new)
 
@@ -176,11 +189,12 @@ class ReproMagics(Magics):
     @line_magic
     def repro_snapshot(self, line):
         """Register MODEL's current state (every variable, and its compile settings)
-        as the state each ``%%repro_fit`` starts from."""
+        as the state each ``%%repro_fit`` starts from. Returns a description that holds
+        no weights (``Out`` keeps it)."""
         args = parse_argstring(self.repro_snapshot, line)
         model = self._user_variable(args.model)
         with _as_usage_error():
-            return self.session.snapshot(model, args.name or args.model, variable=args.model)
+            return self.session.snapshot(model, args.name or args.model, variable=args.model).info()
 
     @magic_arguments()
     @argument("model", nargs="?", help="The model (or snapshot name); optional with one snapshot.")

@@ -42,11 +42,13 @@ class Session:
 
     def __init__(self, seed: Optional[int] = None, deterministic: bool = True, store: Optional[str] = ".repro",
                  cache_max_bytes: int = DEFAULT_CAP, seeder: Optional[Seeder] = None, signer=None,
-                 listeners: Sequence[object] = ()):
+                 listeners: Sequence[object] = (), snapshot_memory_max_bytes: int = 64 * 2**20):
         self.seeder = seeder or Seeder()
         self.listeners = list(listeners)
         self.store = store
         self.cache_max_bytes = cache_max_bytes
+        #: a snapshot up to this size is also kept in memory; a larger one only in its mapped file
+        self.snapshot_memory_max_bytes = snapshot_memory_max_bytes
         self._signer = signer
         self.snapshots: Dict[str, object] = {}
         self._saved: Dict[str, str] = {}  # snapshot name -> its file in the store, marked used by each fit
@@ -86,12 +88,18 @@ class Session:
 
     # -- snapshots --------------------------------------------------------------
     def snapshot(self, model, name: Optional[str] = None, variable: Optional[str] = None):
-        """Register ``model``'s current state as the one each fit starts from, and save it."""
-        from .snapshot import Snapshot
+        """Register ``model``'s current state as the one each fit starts from, and save it.
 
-        snapshot = Snapshot.capture(model, name or variable or "model")
+        A state up to ``snapshot_memory_max_bytes`` is also kept in memory; a larger one
+        is restored from its stored file, memory-mapped, so RAM holds the weights once.
+        """
+        from .snapshot import Snapshot, require_model, specs_nbytes, variable_specs
+
+        require_model(model, repr(name or variable or "model"))
+        keep = not self.store or specs_nbytes(variable_specs(model)) <= self.snapshot_memory_max_bytes
+        snapshot = Snapshot.capture(model, name or variable or "model", keep=keep, digests=not self.store)
         snapshot.variable = variable or snapshot.name
-        snapshot.status = self._persist(snapshot)
+        snapshot.status = self._persist(snapshot, model)
         self.snapshots[snapshot.name] = snapshot
         self._remember_compile(model, snapshot.recipe)
         return snapshot
@@ -112,32 +120,38 @@ class Session:
             raise ReproError(f"no snapshot for '{name}': run %repro_snapshot {name} after compiling it")
         return matches[-1]
 
-    def _persist(self, snapshot) -> str:
-        """Save ``snapshot`` under the store's cap; say how it compares with the one saved
-        under its name before. A store that cannot be written costs only the copy on
-        disk: the snapshot is registered all the same, and the status says so."""
+    def _persist(self, snapshot, model) -> str:
+        """Save ``snapshot`` under the store's cap (streamed from ``model``, one variable
+        at a time) unless the same content is stored already, which is verified without
+        copying it; say how it compares with the one saved under its name before. A store
+        that cannot be written costs only the copy on disk: the snapshot is registered all
+        the same (in memory, whatever its size), and the status says so."""
         from .quota import OverCap, unwritable
+        from .snapshot import read_variables
 
         if not self.store:
-            return "not saved (no store)"
+            return "kept in memory (no store)"
         try:
-            return self._save(snapshot)
+            return self._save(snapshot, model)
         except OverCap as error:
-            return f"{error}; registered for this session only"
+            status = f"{error}; registered for this session only"
         except OSError as error:
-            return f"⚠ not saved: {unwritable(self.store, error)}; registered for this session only"
+            status = f"⚠ not saved: {unwritable(self.store, error)}; registered for this session only"
+        if snapshot.kept is None and snapshot.file is None:  # too big for memory, but there is nowhere else
+            snapshot.kept = read_variables(model)
+        return status
 
-    def _save(self, snapshot) -> str:
-        from .quota import DiskQuota, touch
-        from .store import CorruptSnapshot, SnapshotStore
+    def _save(self, snapshot, model) -> str:
+        from .quota import touch
+        from .store import LEGACY, CorruptSnapshot, SnapshotStore
 
         store = SnapshotStore(self.store)
         saved = store.saved(snapshot.name)
         same = [m for m in saved if m.get("fingerprint") == snapshot.fingerprint]
         damaged = None
-        if same:
-            try:
-                store.load(same[-1])  # verify the bytes on disk, not only the manifest
+        if same and same[-1].get("format") != LEGACY:
+            try:  # verified by hashing the mapped pages: nothing copied
+                snapshot.attach(store.open(same[-1]), keep_copy=snapshot.kept is not None)
             except CorruptSnapshot as error:  # damaged, or evicted by another kernel meanwhile
                 damaged = error
             else:
@@ -145,16 +159,35 @@ class Session:
                 touch(same[-1]["manifest"])
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(same[-1]["created"]))
                 return f"matches the snapshot saved under '{snapshot.name}' on {when} ✓"
-        nbytes = sum(v.nbytes for v in snapshot.values)
-        with DiskQuota(self.store, self.cache_max_bytes).admit(nbytes, f"snapshot '{snapshot.name}'"):
-            manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, snapshot.values)
-        self._saved[snapshot.name] = manifest["manifest"]
+        manifest = self._write(store, snapshot, model)
         if damaged is not None:
             return f"{damaged}; saved a fresh copy"
+        if same:  # the same content, stored by jupyter-repro 0.1 (.bin + .json): verified, stored anew
+            try:
+                store.verify(same[-1])
+            except CorruptSnapshot as error:
+                return f"{error}; saved a fresh copy as {manifest['data']}"
+            return (f"matches the snapshot saved under '{snapshot.name}' by an earlier version ✓; stored anew "
+                    f"as {manifest['data']} (its old .bin and .json files can be deleted)")
         if saved:
             return (f"⚠ differs from the snapshot saved earlier under '{snapshot.name}' "
                     f"({saved[-1]['fingerprint'][:12]}); both are kept: {manifest['data']}")
         return f"saved to {manifest['manifest']}"
+
+    def _write(self, store, snapshot, model) -> dict:
+        """Store ``snapshot`` (from its copy, or straight from the model's variables) under
+        the cap, and restore from the file from now on."""
+        from .quota import DiskQuota
+        from .snapshot import host_view
+        from .tensorfile import TensorFile
+
+        variables = model.variables
+        read = snapshot.kept.__getitem__ if snapshot.kept is not None else (lambda i: host_view(variables[i]))
+        with DiskQuota(self.store, self.cache_max_bytes).admit(snapshot.nbytes, f"snapshot '{snapshot.name}'"):
+            manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, read)
+        self._saved[snapshot.name] = manifest["manifest"]
+        snapshot.attach(TensorFile(manifest["manifest"]).trust(), keep_copy=snapshot.kept is not None)
+        return manifest
 
     # -- compile settings -------------------------------------------------------
     def _remember_compile(self, model, recipe) -> None:
@@ -246,7 +279,7 @@ class Session:
         self._tell("run_started", report)
         try:
             started = time.perf_counter()
-            snapshot.restore(model, state, recipe)  # checks first: raises before touching anything
+            report.restored = snapshot.restore(model, state, recipe)  # checks first: raises before touching anything
             touch(self._saved.get(snapshot.name))  # in use: evicted last
             self._remember_compile(model, recipe)
             self.seeder.reseed(seed)

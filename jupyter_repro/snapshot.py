@@ -6,6 +6,14 @@
 count and moments. So a snapshot holds every variable of ``model.variables`` and the
 optimizer's class and config as they were at snapshot time, and ``recompile`` always
 builds a brand-new optimizer from them.
+
+Where the variables are kept: a small model's in memory (a private copy, the fastest to
+restore); a large one's only in its stored file, memory-mapped (``tensorfile.py``), so
+the weights are not held twice in RAM. Variables are read one at a time, as views where
+the backend allows (``tensors.py``), so taking a snapshot or a fingerprint never holds a
+second copy of the model. A restore rewrites what a fit changes: a variable a fit
+cannot change by itself (non-trainable: a frozen backbone's, a LoRA layer's base kernel)
+is compared by its checksum and rewritten only if it differs.
 """
 from __future__ import annotations
 
@@ -19,8 +27,9 @@ import numpy as np
 
 from . import distribution
 from .distribution import strategy_scope
-from .errors import ModelError, SnapshotMismatch
-from .fingerprint import fingerprint_arrays
+from .errors import ModelError, ReproError, SnapshotMismatch
+from .fingerprint import ArraysFingerprint, bytes_digest
+from .tensors import assign, host_copy, host_view, numpy_dtype
 
 Spec = Tuple[str, Tuple[int, ...], str]  # (path, shape, dtype)
 
@@ -39,35 +48,77 @@ def require_model(model, label: str = "the object"):
 
 
 def variable_specs(model) -> List[Spec]:
-    return [(v.path, tuple(int(d) for d in v.shape), str(v.dtype)) for v in model.variables]
+    return spec_list(model.variables)
+
+
+def spec_list(variables) -> List[Spec]:
+    return [(v.path, tuple(int(d) for d in v.shape), str(v.dtype)) for v in variables]
+
+
+def specs_nbytes(specs) -> int:
+    return sum(int(np.prod(shape, dtype=np.int64)) * numpy_dtype(dtype).itemsize for _, shape, dtype in specs)
 
 
 def read_variables(model) -> List[np.ndarray]:
-    """A private NumPy copy of every variable, in ``model.variables`` order.
-
-    ``Variable.numpy()`` already returns an array that owns its memory on TensorFlow
-    (measured: one memory copy); a second copy is made only for an array that does
-    not (a view a backend could change under us).
-    """
+    """A private NumPy copy of every variable, in ``model.variables`` order."""
     return read_arrays(model.variables)
 
 
 def read_arrays(variables) -> List[np.ndarray]:
-    """A private NumPy copy of each variable (a model's, an optimizer's)."""
+    """A private NumPy copy of each variable (a model's, an optimizer's), every dtype."""
     for variable in variables:
         distribution.require_readable(variable)  # refuses one split across processes, before reading any
-    arrays = [np.asarray(v.numpy()) for v in variables]
-    return [a if a.flags.owndata and a.flags.writeable else a.copy() for a in arrays]
+    return [host_copy(v) for v in variables]
 
 
 def assign_variables(model, values: List[np.ndarray]) -> None:
     for variable, value in zip(model.variables, values):
-        variable.assign(value)
+        assign(variable, value)
 
 
 def model_fingerprint(model) -> str:
-    """XXH3-128 of every byte of every variable (position, dtype and shape included)."""
-    return fingerprint_arrays((str(i), a) for i, a in enumerate(read_variables(model)))
+    """XXH3-128 of every byte of every variable (position, dtype and shape included),
+    read one variable at a time without copying where the backend allows."""
+    digest = ArraysFingerprint()
+    for i, variable in enumerate(model.variables):
+        distribution.require_readable(variable)
+        digest.update(str(i), host_view(variable))
+    return digest.hexdigest()
+
+
+@dataclass
+class Restored:
+    """What a restore did: variables written, and those verified unchanged and left as they were."""
+
+    assigned: int = 0
+    unchanged: int = 0
+    bytes_assigned: int = 0
+
+
+def put_variables(variables, read, digests=None, fixed=frozenset(), release=None) -> Restored:
+    """Assign ``read(i)`` to each variable. One in ``fixed`` (by ``id``: variables a fit
+    cannot change by itself) whose bytes still have checksum ``digests[i]`` is left
+    alone: a frozen backbone is read, not rewritten. ``release(i)`` after each write."""
+    done = Restored()
+    for i, variable in enumerate(variables):
+        digest = digests[i] if digests else None
+        if digest is not None and id(variable) in fixed and bytes_digest(host_view(variable)) == digest:
+            done.unchanged += 1
+            continue
+        value = read(i)
+        assign(variable, value)
+        done.assigned += 1
+        done.bytes_assigned += value.nbytes
+        del value
+        if release is not None:
+            release(i)
+    return done
+
+
+def fixed_variables(model) -> frozenset:
+    """``id`` of each variable of ``model`` no optimizer updates (non-trainable)."""
+    trainable = {id(v) for v in model.trainable_variables}
+    return frozenset(id(v) for v in model.variables if id(v) not in trainable)
 
 
 @dataclass
@@ -133,37 +184,108 @@ def _describe(value) -> str:
     return f"{name}#{digest}"
 
 
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What ``%repro_snapshot`` returns: a description, holding no weights (IPython's
+    ``Out`` keeps every value a cell returns)."""
+
+    name: str
+    variable: str
+    fingerprint: str
+    variables: int
+    parameters: int
+    nbytes: int
+    optimizer: str
+    status: str
+    in_memory: bool
+
+    def __repr__(self) -> str:
+        where = "in memory" if self.in_memory else "memory-mapped from its file"
+        return (f"Snapshot({self.name!r}: {self.variables} variables, {self.parameters:,} values "
+                f"({_size(self.nbytes)}, {where}), {self.optimizer}, fingerprint {self.fingerprint[:12]})")
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(repr(self) + (f"\n{self.status}" if self.status else ""))
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        where = "in memory" if self.in_memory else "memory-mapped from its file"
+        rows = [("snapshot", self.name), ("variables", f"{self.variables} ({self.parameters:,} values, "
+                                                       f"{_size(self.nbytes)}, {where})"),
+                ("optimizer", self.optimizer), ("fingerprint", self.fingerprint)]
+        if self.status:
+            rows.append(("saved", self.status))
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>"
+                       f"{escape(v)}</td></tr>" for k, v in rows)
+        return f"<table class='repro-snapshot'>{body}</table>"
+
+
 @dataclass
 class Snapshot:
     """Every variable of a compiled model, plus how to recompile it afresh."""
 
     name: str
-    values: List[np.ndarray]
     specs: List[Spec]
     recipe: CompileRecipe
     fingerprint: str
+    digests: List[Optional[str]] = field(default_factory=list)  # XXH3-128 of each variable's bytes, where known
     created: float = field(default_factory=time.time)
     status: str = ""  # how it compares with the copy saved on disk, if any
     variable: str = ""  # the notebook name of the model it was taken from
+    kept: Optional[List[np.ndarray]] = field(default=None, repr=False)  # the copy in memory, if kept
+    file: Optional[object] = field(default=None, repr=False)  # tensorfile.TensorFile, if stored
     processes: int = 1  # how many processes trained together when it was taken
 
     @classmethod
-    def capture(cls, model, name: str) -> "Snapshot":
+    def capture(cls, model, name: str, keep: bool = True, digests: bool = True) -> "Snapshot":
+        """Read every variable once, one at a time: fingerprint, and with ``keep`` a private
+        copy; with ``digests`` the checksum of each non-trainable one (for ``restore``).
+        Without ``keep`` the snapshot needs a stored file (``attach``) to be restored."""
         require_model(model, repr(name))
+        fixed = fixed_variables(model)
+        fingerprint, values, checksums = ArraysFingerprint(), [] if keep else None, []
         with strategy_scope(model):  # refuses unsupported strategies before anything else
-            values = read_variables(model)
-        return cls(
-            name=name,
-            values=values,
-            specs=variable_specs(model),
-            recipe=CompileRecipe.of(model),
-            fingerprint=fingerprint_arrays((str(i), a) for i, a in enumerate(values)),
-            processes=distribution.processes()[0],
-        )
+            for variable in model.variables:
+                distribution.require_readable(variable)  # refuses one split across processes, before reading any
+            for i, variable in enumerate(model.variables):
+                array = host_copy(variable) if keep else host_view(variable)
+                fingerprint.update(str(i), array)
+                checksums.append(bytes_digest(array) if digests and id(variable) in fixed else None)
+                if keep:
+                    values.append(array)
+                del array
+        return cls(name=name, specs=variable_specs(model), recipe=CompileRecipe.of(model),
+                   fingerprint=fingerprint.hexdigest(), digests=checksums, kept=values,
+                   processes=distribution.processes()[0])
+
+    def attach(self, stored, keep_copy: bool = True) -> None:
+        """Restore from ``stored`` (a verified ``TensorFile`` of this snapshot) from now on;
+        its checksums cover every variable. ``keep_copy=False`` drops the copy in memory."""
+        self.file = stored
+        self.digests = [variable["xxh3"] for variable in stored.variables]
+        if not keep_copy:
+            self.kept = None
+
+    @property
+    def values(self) -> List[np.ndarray]:
+        """The variables: the copy in memory, or read-only views of the mapped file."""
+        if self.kept is not None:
+            return self.kept
+        self._source_ready()
+        return [self.file.array(i) for i in range(len(self.specs))]
 
     @property
     def parameters(self) -> int:
-        return int(sum(a.size for a in self.values))
+        return int(sum(np.prod(shape, dtype=np.int64) for _, shape, _ in self.specs))
+
+    @property
+    def nbytes(self) -> int:
+        return specs_nbytes(self.specs)
+
+    def info(self) -> SnapshotInfo:
+        return SnapshotInfo(self.name, self.variable, self.fingerprint, len(self.specs), self.parameters,
+                            self.nbytes, self.recipe.optimizer_class.__name__, self.status, self.kept is not None)
 
     def check(self, model) -> None:
         """Raise ``SnapshotMismatch`` naming the first variable whose shape or dtype differs,
@@ -189,41 +311,76 @@ class Snapshot:
                 "since the snapshot")
         distribution.check_layout(model, self.specs, self.name)
 
+    def _source_ready(self) -> None:
+        """The stored file still verifies (``CorruptSnapshot`` if not), or the copy is there."""
+        if self.kept is None:
+            if self.file is None:
+                raise ReproError(f"snapshot '{self.name}' has no copy in memory and no stored file: "
+                                 "run %repro_snapshot again")
+            self.file.check()
+
     def restore(self, model, values: Optional[List[np.ndarray]] = None,
-                recipe: Optional[CompileRecipe] = None) -> None:
+                recipe: Optional[CompileRecipe] = None) -> Restored:
         """Recompile with a new optimizer (from ``recipe``, by default the snapshot's)
         and put every variable back (from the snapshot, or from ``values`` of the same
-        shapes, e.g. a seed trial's state).
+        shapes, e.g. a seed trial's state). Non-trainable variables still holding the
+        snapshot's bytes are left as they are.
 
-        Everything that can fail (structure check, optimizer construction) runs
-        before the model is touched.
+        Everything that can fail (structure check, the stored file's integrity, optimizer
+        construction) runs before the model is touched.
         """
         require_model(model)
         self.check(model)
+        if values is None:
+            self._source_ready()
         recipe = recipe or self.recipe
         with strategy_scope(model):
             optimizer = recipe.new_optimizer()
             model.compile(**dict(recipe.compile_kwargs, optimizer=optimizer))
-            assign_variables(model, self.values if values is None else values)  # every replica
+            if values is not None:
+                done = put_variables(model.variables, values.__getitem__)
+            elif self.kept is not None:
+                done = put_variables(model.variables, self.kept.__getitem__, self.digests, fixed_variables(model))
+            else:
+                done = put_variables(model.variables, self.file.array, self.digests, fixed_variables(model),
+                                     release=self.file.release)
         model.reset_metrics()
+        _reset_metric_objects(recipe.compile_kwargs)
+        return done
 
     def __repr__(self) -> str:
-        return (f"Snapshot({self.name!r}: {len(self.values)} variables, {self.parameters:,} values, "
-                f"{self.recipe.optimizer_class.__name__}, fingerprint {self.fingerprint[:12]})")
+        return repr(self.info())
 
     def _repr_pretty_(self, printer, cycle):
-        printer.text(repr(self) + (f"\n{self.status}" if self.status else ""))
+        self.info()._repr_pretty_(printer, cycle)
 
     def _repr_html_(self) -> str:
-        from html import escape
+        return self.info()._repr_html_()
 
-        rows = [("snapshot", self.name), ("variables", f"{len(self.values)} ({self.parameters:,} values)"),
-                ("optimizer", self.recipe.optimizer_class.__name__), ("fingerprint", self.fingerprint)]
-        if self.status:
-            rows.append(("saved", self.status))
-        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>"
-                       f"{escape(v)}</td></tr>" for k, v in rows)
-        return f"<table class='repro-snapshot'>{body}</table>"
+
+def _reset_metric_objects(compile_kwargs) -> None:
+    """Zero the running totals of metric *instances* the compile arguments hold (KerasHub
+    tasks pass them). ``reset_metrics`` does not reach them before the first train step
+    builds the compiled metrics, so they would carry the last fit's totals into this
+    fit's History (and into its inputs' fingerprint)."""
+    keras = sys.modules["keras"]
+    stack = [compile_kwargs.get("metrics"), compile_kwargs.get("weighted_metrics")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, keras.metrics.Metric):
+            item.reset_state()
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+
+
+def _size(nbytes: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:,.0f} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
+        nbytes /= 1024
+    return ""
 
 
 def _shape(spec: Spec) -> str:

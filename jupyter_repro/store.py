@@ -1,51 +1,31 @@
-"""Snapshots on disk: atomic writes, a manifest with a checksum, verified reads.
+"""Snapshots and states on disk: one safetensors file each, written atomically, verified when read.
 
-Each snapshot is two files in ``<store>/snapshots/``: ``NAME-FP.bin`` (every variable's
-bytes, concatenated) and ``NAME-FP.json`` (the manifest: variable specs, offsets, byte
-count and XXH3-128 checksum). Both are written to a temporary file, flushed to disk
-and renamed into place, data first: a manifest never points at a half-written file.
-A snapshot whose bytes do not match its manifest is refused, never loaded. Snapshots
-with different content get different names, so none is ever written over.
+Each is ``<store>/<folder>/NAME-FP.safetensors`` (``tensorfile.py``: the format, the
+manifest in its metadata, per-tensor XXH3-128 checksums). Files with different content
+get different names, so none is ever written over. A file whose bytes do not match its
+manifest is refused (``CorruptSnapshot``), never loaded.
+
+Stores written before (``NAME-FP.bin`` with a ``NAME-FP.json`` manifest) are still read:
+found, compared by fingerprint, verified and loaded as they were; only new files are
+written, in the new format.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
-from typing import List
+from typing import Callable, List, Sequence, Union
 
 import numpy as np
 import xxhash
 
-from .errors import ReproError
-from .fingerprint import array_bytes
+from .tensorfile import SUFFIX, CorruptSnapshot, TensorFile, read_manifest, write
 
-FORMAT = 1
+__all__ = ["CorruptSnapshot", "SnapshotStore"]
 
-
-class CorruptSnapshot(ReproError):
-    """A stored snapshot whose bytes do not match its manifest."""
-
-
-def _atomic_write(path: Path, chunks) -> str:
-    """Write ``chunks`` to ``path`` via a temporary file and rename; XXH3-128 of the bytes."""
-    digest = xxhash.xxh3_128()
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
-    try:
-        with handle:
-            for chunk in chunks:
-                digest.update(chunk)
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
-    return digest.hexdigest()
+LEGACY = 1  # the .bin + .json format
 
 
 class SnapshotStore:
@@ -55,68 +35,118 @@ class SnapshotStore:
     def _stem(self, name: str, fingerprint: str) -> str:
         return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{fingerprint[:16]}"
 
-    def save(self, name: str, fingerprint: str, specs, values: List[np.ndarray], extra=None,
-             sign=None) -> dict:
+    def save(self, name: str, fingerprint: str, specs, values: Union[Sequence[np.ndarray], Callable[[int], np.ndarray]],
+             extra=None, sign=None) -> dict:
         """Write one snapshot (replacing a same-content copy); returns its manifest.
 
-        ``extra`` (JSON-able) is kept in the manifest, e.g. a training History; ``sign``
-        (``Signer.sign``) adds a signature over the manifest, checksum included.
+        ``values``: the arrays, or ``values(i)`` giving the i-th when it is written (a view
+        of a model's variable: one in memory at a time). ``extra`` (JSON-able) is kept in
+        the manifest, e.g. a training History; ``sign`` (``Signer.sign``) adds a signature
+        over the manifest, checksums included.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        stem = self._stem(name, fingerprint)
-        data = self.directory / f"{stem}.bin"
-        checksum = _atomic_write(data, (array_bytes(v) for v in values))
-        offsets = np.cumsum([0] + [v.nbytes for v in values]).tolist()
-        manifest = {"format": FORMAT, "name": name, "fingerprint": fingerprint, "created": time.time(),
-                    "data": data.name, "nbytes": offsets[-1], "checksum": checksum,
-                    "variables": [{"path": p, "shape": list(s), "dtype": d, "offset": o}
-                                  for (p, s, d), o in zip(specs, offsets)], "extra": extra or {}}
-        if sign is not None:
-            manifest = sign(manifest)
-        _atomic_write(self.directory / f"{stem}.json", [json.dumps(manifest, indent=1).encode()])
-        manifest["manifest"] = str(self.directory / f"{stem}.json")
+        path = self.directory / f"{self._stem(name, fingerprint)}{SUFFIX}"
+        read = values if callable(values) else values.__getitem__
+        manifest = {"name": name, "fingerprint": fingerprint, "created": time.time(), "data": path.name,
+                    "extra": extra or {}}
+        manifest = write(path, manifest, specs, read, sign)
+        manifest["manifest"] = str(path)
         return manifest
 
     def find(self, name: str, fingerprint: str):
-        """The manifest stored for exactly this content, or None."""
-        path = self.directory / f"{self._stem(name, fingerprint)}.json"
+        """The manifest stored for exactly this content, or None; ``CorruptSnapshot`` if
+        the file is there but its header cannot be read."""
+        stem = self._stem(name, fingerprint)
+        path = self.directory / f"{stem}{SUFFIX}"
         try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        manifest["manifest"] = str(path)
-        return manifest if manifest.get("fingerprint") == fingerprint else None
+            manifest = dict(read_manifest(path), manifest=str(path))
+        except OSError:
+            manifest = self._read(self.directory / f"{stem}.json")
+        return manifest if manifest is not None and manifest.get("fingerprint") == fingerprint else None
 
     def saved(self, name: str) -> List[dict]:
         """Manifests stored under ``name``, oldest first (unreadable ones are skipped)."""
         if not self.directory.is_dir():
             return []
-        found = []
-        for path in self.directory.glob("*.json"):
-            try:
-                manifest = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(manifest, dict) and manifest.get("name") == name:
-                manifest["manifest"] = str(path)
-                found.append(manifest)
+        found = [m for path in self.directory.iterdir() if path.suffix in (SUFFIX, ".json")
+                 for m in [self._read(path)] if isinstance(m, dict) and m.get("name") == name]
         return sorted(found, key=lambda m: m.get("created", 0))
 
-    def load(self, manifest: dict) -> List[np.ndarray]:
-        """The stored arrays, after checking size and checksum; ``CorruptSnapshot`` if not."""
-        path = self.directory / manifest["data"]
+    def files(self) -> List[List[Path]]:
+        """Every stored entry as the list of its files (a safetensors file; a legacy
+        manifest with its data file), for accounting and eviction."""
+        if not self.directory.is_dir():
+            return []
+        entries = []
+        for path in self.directory.iterdir():
+            if path.suffix == SUFFIX and not path.name.startswith("."):
+                entries.append([path])
+            elif path.suffix == ".json":
+                entries.append([path, path.with_suffix(".bin")])
+        return entries
+
+    def _read(self, path: Path):
         try:
-            raw = path.read_bytes()
+            if path.suffix == SUFFIX:
+                manifest = read_manifest(path)
+            else:
+                manifest = json.loads(path.read_text())
+        except (OSError, ValueError, CorruptSnapshot):
+            return None
+        if isinstance(manifest, dict):
+            manifest["manifest"] = str(path)
+        return manifest
+
+    def open(self, manifest: dict) -> TensorFile:
+        """The stored file, mapped and verified against its checksums (nothing copied)."""
+        path = Path(manifest["manifest"])
+        if manifest.get("format") == LEGACY:
+            raise CorruptSnapshot(f"snapshot file {path} is in the format of jupyter-repro 0.1 (.bin + .json); "
+                                  "it cannot be mapped: run %repro_snapshot again to store it anew")
+        try:
+            stored = TensorFile(path)
         except OSError as error:
             raise CorruptSnapshot(f"snapshot file {path} cannot be read ({error.strerror}); it was not loaded") from error
-        if len(raw) != manifest["nbytes"]:
-            raise CorruptSnapshot(f"snapshot file {path} is truncated ({len(raw):,} of {manifest['nbytes']:,} bytes); "
-                                  "it was not loaded")
-        if xxhash.xxh3_128_hexdigest(raw) != manifest["checksum"]:
-            raise CorruptSnapshot(f"snapshot file {path} does not match its checksum; it was not loaded")
-        arrays = []
-        for variable in manifest["variables"]:
-            dtype, shape = np.dtype(variable["dtype"]), tuple(variable["shape"])
-            count = int(np.prod(shape, dtype=np.int64))
-            arrays.append(np.frombuffer(raw, dtype, count, variable["offset"]).reshape(shape).copy())
-        return arrays
+        if stored.manifest.get("fingerprint") != manifest.get("fingerprint"):
+            stored.close()
+            raise CorruptSnapshot(f"snapshot file {path} holds another snapshot than its name says; it was not loaded")
+        return stored.verify()
+
+    def load(self, manifest: dict) -> List[np.ndarray]:
+        """The stored arrays, verified; ``CorruptSnapshot`` if not. New files give
+        read-only views of the mapped file; legacy ones, arrays read into memory."""
+        if manifest.get("format") == LEGACY:
+            return _load_legacy(self.directory, manifest)
+        stored = self.open(manifest)
+        return [stored.array(i) for i in range(len(stored.variables))]
+
+    def verify(self, manifest: dict) -> List[str]:
+        """Check the stored bytes without copying them; the per-variable checksums."""
+        if manifest.get("format") == LEGACY:
+            _load_legacy(self.directory, manifest)
+            return [None] * len(manifest["variables"])
+        stored = self.open(manifest)
+        stored.close()
+        return [variable["xxh3"] for variable in stored.variables]
+
+
+def _load_legacy(directory: Path, manifest: dict) -> List[np.ndarray]:
+    """Arrays of a jupyter-repro 0.1 snapshot (``.bin`` + ``.json``), after checking size and checksum."""
+    from .tensors import numpy_dtype
+
+    path = directory / manifest["data"]
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise CorruptSnapshot(f"snapshot file {path} cannot be read ({error.strerror}); it was not loaded") from error
+    if len(raw) != manifest["nbytes"]:
+        raise CorruptSnapshot(f"snapshot file {path} is truncated ({len(raw):,} of {manifest['nbytes']:,} bytes); "
+                              "it was not loaded")
+    if xxhash.xxh3_128_hexdigest(raw) != manifest["checksum"]:
+        raise CorruptSnapshot(f"snapshot file {path} does not match its checksum; it was not loaded")
+    arrays = []
+    for variable in manifest["variables"]:
+        dtype, shape = numpy_dtype(variable["dtype"]), tuple(variable["shape"])
+        count = int(np.prod(shape, dtype=np.int64))
+        arrays.append(np.frombuffer(raw, dtype, count, variable["offset"]).reshape(shape).copy())
+    return arrays

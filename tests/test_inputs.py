@@ -165,9 +165,8 @@ def test_a_script_gets_verdicts_without_ipython(tmp_path):
 def test_crafted_state_with_matching_checksums_is_not_replayed(ip, tmp_path):
     """A .repro/ folder edited by hand, or copied from elsewhere: checksums match the
     bytes, only the signature tells. Neither kind is replayed; both train anew."""
-    import xxhash
-
     from jupyter_repro.cache import StateCache
+    from jupyter_repro.tensorfile import read_manifest, write
 
     ip.run_cell("%repro_seed 42")
     ip.run_cell("import numpy as np, keras\nX = np.ones((32, 3), 'float32')\n"
@@ -177,12 +176,14 @@ def test_crafted_state_with_matching_checksums_is_not_replayed(ip, tmp_path):
     fit = "%%repro_fit model --cache\nhistory = model.fit(X, X.sum(1), epochs=2, verbose=0)"
     trained = ip.run_cell(fit).result
     store = Path(ip.magics_manager.registry["ReproMagics"].store)
-    manifest_path = next(store.glob("states/*.json"))
-    manifest = json.loads(manifest_path.read_text())
-    forged = np.full(manifest["nbytes"] // 4, 7.0, "float32").tobytes()          # edited by hand
-    manifest_path.with_suffix(".bin").write_bytes(forged)
-    manifest["checksum"] = xxhash.xxh3_128_hexdigest(forged)
-    manifest_path.write_text(json.dumps(manifest))
+    path = next(store.glob("states/*.safetensors"))
+    manifest = read_manifest(path)
+    signature = {key: manifest[key] for key in manifest if key.startswith("sig")}
+    assert signature, manifest.keys()
+    specs = [(v["path"], tuple(v["shape"]), v["dtype"]) for v in manifest["variables"]]
+    kept = {k: manifest[k] for k in ("name", "fingerprint", "created", "data", "extra")}
+    write(path, kept, specs, lambda i: np.full(specs[i][1], 7, specs[i][2]),          # edited by hand:
+          sign=lambda m: dict(m, **signature))                                       # checksums match, the old signature
     report = ip.run_cell(fit).result
     assert report.verdict.status == "identical" and report.fingerprint == trained.fingerprint   # trained
     assert "not signed by this installation" in str(report)

@@ -1,18 +1,15 @@
-"""Ledger, verdicts, snapshot store, environment, input fingerprints (in-process)."""
+"""Ledger, verdicts, environment, input fingerprints (in-process); the store: test_store.py."""
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
-import numpy as np
-import pandas as pd
 import pytest
 from filelock import FileLock
 
 from jupyter_repro.environment import Environment, collect
 from jupyter_repro.ledger import Ledger, history_frame
-from jupyter_repro.store import CorruptSnapshot, SnapshotStore
 from jupyter_repro.verdict import decide
 
 APPENDER = """
@@ -169,39 +166,6 @@ def test_a_line_that_cannot_be_written_whole_is_cut_off(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert ledger.path.read_bytes() == before
     assert ledger.append({"input_key": "k", "result": "r3"})["run"] == 2 and ledger.skipped == 0
-
-
-def snapshot_files(tmp_path):
-    store = SnapshotStore(tmp_path)
-    values = [np.arange(12, dtype="float32").reshape(3, 4), np.array([7, 0], dtype="int64")]
-    specs = [("d/kernel", (3, 4), "float32"), ("seed", (2,), "int64")]
-    return store, store.save("model", "f" * 32, specs, values), values
-
-
-def test_store_round_trip_and_no_temporary_files_left(tmp_path):
-    store, manifest, values = snapshot_files(tmp_path)
-    loaded = store.load(store.saved("model")[-1])
-    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(loaded, values))
-    assert sorted(p.name for p in store.directory.iterdir()) == ["model-ffffffffffffffff.bin",
-                                                                 "model-ffffffffffffffff.json"]
-
-
-def test_truncated_snapshot_is_refused_naming_the_file(tmp_path):
-    store, manifest, _ = snapshot_files(tmp_path)
-    data = store.directory / manifest["data"]
-    data.write_bytes(data.read_bytes()[:-5])
-    with pytest.raises(CorruptSnapshot, match=f"snapshot file {data} is truncated .59 of 64 bytes.; it was not loaded"):
-        store.load(manifest)
-
-
-def test_corrupted_snapshot_is_refused(tmp_path):
-    store, manifest, _ = snapshot_files(tmp_path)
-    data = store.directory / manifest["data"]
-    raw = bytearray(data.read_bytes())
-    raw[3] ^= 1
-    data.write_bytes(bytes(raw))
-    with pytest.raises(CorruptSnapshot, match="does not match its checksum"):
-        store.load(manifest)
 
 
 def test_environment_diff_names_what_changed():

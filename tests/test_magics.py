@@ -261,4 +261,4 @@ def test_a_different_initial_state_is_kept_beside_the_saved_one(ip):
     assert second.status.startswith(f"⚠ differs from the snapshot saved earlier under 'model' ({first.fingerprint[:12]})")
     assert "both are kept" in second.status
     store = magics(ip).store
-    assert len(glob.glob(os.path.join(store, "snapshots", "model-*.bin"))) == 2
+    assert len(glob.glob(os.path.join(store, "snapshots", "model-*.safetensors"))) == 2

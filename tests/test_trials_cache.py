@@ -93,8 +93,10 @@ def test_cache_replays_the_same_variables_history_and_rmse_without_training(shel
 def test_cache_corrupted_entry_is_ignored_with_a_warning(shell):
     fit(shell, "--cache")
     cache = StateCache(shell.magics_manager.registry["ReproMagics"].store)
-    data = next(cache.store.directory.glob("*.bin"))
-    data.write_bytes(b"\0" * data.stat().st_size)
+    data = next(cache.store.directory.glob("*.safetensors"))
+    raw = bytearray(data.read_bytes())
+    raw[-1] ^= 1                                      # one bit of the last tensor's bytes
+    data.write_bytes(bytes(raw))
     report = fit(shell, "--cache")
     assert "⚠ cache entry ignored: snapshot file" in str(report) and "does not match its checksum" in str(report)
     assert state(shell)[3] == 2 and report.verdict.status == "identical"
@@ -129,7 +131,7 @@ def test_eviction_keeps_the_folder_under_its_cap(shell):
     magics.cache_max_bytes = int(size * 1.5)
     fit(shell, "--cache --seed 1")
     names = sorted(p.suffix for p in StateCache(magics.store).store.directory.iterdir())
-    assert names == [".bin", ".json"]                 # the older state was evicted
+    assert names == [".safetensors"]                  # the older state was evicted
     assert fit(shell, "--cache --seed 1").verdict.status == "cached"
 
 

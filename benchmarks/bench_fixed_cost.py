@@ -17,8 +17,6 @@ timed phase by phase in process CPU time (the functions wrapped with a timer).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import statistics
@@ -29,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 
 from bench_fit import PREPARE  # noqa: E402
-from common import CMAPSS_DIR, Comparison, interleaved, median_interval  # noqa: E402
+from common import CMAPSS_DIR, Comparison, interleaved, median_interval, run_cell, user_shell, verdict  # noqa: E402
 
 TIMED_FIT = '''
 import functools as _functools, time as _time
@@ -64,26 +62,11 @@ PHASES = [("session", "Session", "_record", "ledger + verdict + environment + st
           ("session", "Session", "recipe_for", "compile settings")]
 
 def shell(store: str):
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    config.ReproMagics.store = store
-    ip = InteractiveShell.instance(config=config)
-    ip.run_line_magic("load_ext", "jupyter_repro")
-    return ip
+    return user_shell(store)
 
 
 def run(ip, source: str, cpu: bool = False):
-    """Run ``source`` as a notebook cell; its wall seconds (and process CPU seconds).
-    Output goes to a buffer, as a kernel sends it to the front end."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        result = ip.run_cell(source, store_history=True, silent=False)
-        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    result.raise_error()
-    return (seconds, cpu_seconds) if cpu else seconds
+    return run_cell(ip, source, cpu)
 
 
 def fixed_costs(ip, cell: str, into: list):
@@ -167,7 +150,7 @@ def fixed_row(ip, name: str, pairs: int) -> Comparison:
     for kind, k in (("wall", 0), ("process CPU", 1)):
         extra = [s[k] - b[k] for s, b in zip(subject, baseline)]
         low, high = median_interval(extra)
-        parts.append(f"{kind}: the package adds {statistics.median(extra) * 1e3:.1f} ms per fit outside model.fit "
+        parts.append(f"{kind}: {verdict(low, high, 0.025)}; the package adds {statistics.median(extra) * 1e3:.1f} ms per fit outside model.fit "
                      f"(median of {pairs} pairs; 95% bootstrap interval {low * 1e3:.1f}–{high * 1e3:.1f} ms; "
                      f"%%repro_fit {statistics.median(s[k] for s in subject) * 1e3:.1f} ms, the usual recipe "
                      f"{statistics.median(b[k] for b in baseline) * 1e3:.1f} ms)")
@@ -211,13 +194,17 @@ def main(pairs: int = 12, fit_seconds: float = 2.5, ledger_runs: int = 10_000) -
                       f"{ledger_runs:,} runs in the ledger), wall", lambda: run(ip, "%%repro_fit model\n" + fit),
                       lambda: run(ip, USUAL + fit), pairs, goal="≤ 1.02", control=lambda: run(ip, USUAL + fit))
     low, high = row.interval()
-    row.note = (f"the usual recipe's cell took {statistics.median(row.baseline):.2f} s (median); 95% bootstrap "
+    row.note = (f"{verdict(low, high, 1.02)}; the usual recipe's cell took {statistics.median(row.baseline):.2f} s (median); 95% bootstrap "
                 f"interval of the median ratio over {pairs} pairs: {low:.3f}–{high:.3f}")
     control = row.aa(f"A/A control: the usual recipe vs itself in the same rounds ({epochs} epochs), wall")
     low, high = control.interval()
     control.note = f"95% bootstrap interval of the median ratio: {low:.3f}–{high:.3f}"
     print(row.note, "\n" + str(control), "\n" + control.note, flush=True)
     results += [row, control]
+    run(ip, "type(model).fit = _keras_fit")  # leave the model's class and the shell as they were
+    ip.reset(new_session=False)
+    ip.run_line_magic("unload_ext", "jupyter_repro")
+    type(ip).clear_instance()
     return results
 
 

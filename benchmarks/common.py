@@ -39,6 +39,7 @@ class Comparison:
     baseline_cpu: List[float] = field(default_factory=list)
     control: List[float] = field(default_factory=list)       # the baseline again, same rounds
     control_cpu: List[float] = field(default_factory=list)
+    unit: str = "s"  # what subject and baseline hold: "s" (seconds) or "bytes" (e.g. peak resident memory)
 
     def cpu(self, name: str, goal: str = "") -> "Comparison":
         """The same pairs measured in process CPU time: a stall of the machine (the process
@@ -68,18 +69,34 @@ class Comparison:
         """Three decimals near 1, where a goal such as 1.02 is judged; else 3 significant digits."""
         return f"{value:.3f}" if 0.5 <= value < 10 else f"{value:.3g}"
 
+    def _side(self, values: List[float]) -> str:
+        med = statistics.median
+        if self.unit == "bytes":
+            gib = [v / 2**30 for v in values]
+            return f"{med(gib):,.2f} GiB peak" + (f" (min {min(gib):,.2f}, max {max(gib):,.2f})" if len(gib) > 1 else "")
+        return f"{med(values) * 1e3:,.1f} ms (min {min(values) * 1e3:,.1f}, max {max(values) * 1e3:,.1f})"
+
     def row(self, *cells: str) -> str:
         """The table row; ``cells`` go between the name and the subject (e.g. when it was measured)."""
-        med = statistics.median
-        return (f"| {' | '.join((self.name,) + cells)} | {med(self.subject) * 1e3:,.1f} ms (min {min(self.subject) * 1e3:,.1f}, "
-                f"max {max(self.subject) * 1e3:,.1f}) | {med(self.baseline) * 1e3:,.1f} ms "
-                f"(min {min(self.baseline) * 1e3:,.1f}, max {max(self.baseline) * 1e3:,.1f}) | "
+        return (f"| {' | '.join((self.name,) + cells)} | {self._side(self.subject)} | {self._side(self.baseline)} | "
                 f"**{self._ratio(self.ratio)}** ({self._ratio(min(self.ratios))}–{self._ratio(max(self.ratios))}) | {self.goal} |")
 
     def __str__(self) -> str:
         return (f"{self.name}: ratio {self._ratio(self.ratio)} (pairs {self._ratio(min(self.ratios))}–{self._ratio(max(self.ratios))}); "
                 f"median {statistics.median(self.subject):.4f} s vs {statistics.median(self.baseline):.4f} s; "
                 f"goal {self.goal}")
+
+
+def verdict(low: float, high: float, limit: float, at_most: bool = True) -> str:
+    """Whether an interval [low, high] of a measured figure meets a goal ``≤ limit``
+    (``≥ limit`` with ``at_most=False``): met, not met, or not resolved by this run."""
+    if not at_most:
+        low, high, limit = -high, -low, -limit
+    if high <= limit:
+        return "goal met"
+    if low > limit:
+        return "goal not met"
+    return "not resolved: the interval spans the goal"
 
 
 def median_interval(ratios: List[float], level: float = 0.95, draws: int = 10_000) -> tuple:
@@ -89,6 +106,36 @@ def median_interval(ratios: List[float], level: float = 0.95, draws: int = 10_00
     medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(draws))
     tail = (1 - level) / 2
     return medians[int(tail * draws)], medians[int((1 - tail) * draws) - 1]
+
+
+def user_shell(store: str, **options):
+    """An in-process IPython shell with the extension loaded and its store in ``store``."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    config.ReproMagics.store = store
+    for name, value in options.items():
+        setattr(config.ReproMagics, name, value)
+    ip = InteractiveShell.instance(config=config)
+    ip.run_line_magic("load_ext", "jupyter_repro")
+    return ip
+
+
+def run_cell(ip, source: str, cpu: bool = False):
+    """Run ``source`` as a user's notebook cell (``store_history=True, silent=False``: the
+    ``pre_run_cell`` event, so the per-cell reseed, and the display of its value); its wall
+    seconds (and process CPU seconds). Output goes to a buffer, as a kernel sends it away."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        result = ip.run_cell(source, store_history=True, silent=False)
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    result.raise_error()
+    return (seconds, cpu_seconds) if cpu else seconds
 
 
 def timed(fn: Callable[[], object]) -> float:

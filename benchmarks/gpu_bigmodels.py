@@ -125,7 +125,12 @@ def main():
     parser.add_argument("--backends", default="jax,torch")
     parser.add_argument("--cases", default="bfloat16,lora")
     parser.add_argument("--out", default="")
+    parser.add_argument("--timing", action="store_true",
+                        help="only the cost of determinism: per (backend, case), one repro and one nodet process "
+                             "at once, the pairs one after another (less contention than the full check)")
     args = parser.parse_args()
+    if args.timing:
+        return timing(args)
     configs = [(backend, case) for backend in args.backends.split(",") for case in args.cases.split(",")]
     launched = {(backend, case, mode): [start(backend, case, mode, args.epochs, args.samples) for _ in range(n)]
                 for backend, case in configs for mode, n in MODES.items()}
@@ -158,6 +163,23 @@ def main():
             ratio = (statistics.median(r["steady"] for f in repro for r in f["runs"])
                      / statistics.median(r["steady"] for f in nodet for r in f["runs"]))
             print(f"determinism cost {backend} {case}: steady epoch, on / off = {ratio:.3f}")
+
+
+def timing(args) -> None:
+    """Per (backend, case): repro and nodet side by side, the pairs one after another."""
+    for backend in args.backends.split(","):
+        for case in args.cases.split(","):
+            pair = {mode: start(backend, case, mode, args.epochs, args.samples) for mode in ("repro", "nodet")}
+            found = {mode: result(process) for mode, process in pair.items()}
+            if args.out:
+                with open(args.out, "a") as handle:
+                    handle.write(json.dumps({"backend": backend, "case": case, "timing": found}) + "\n")
+            if any("error" in r for r in found.values()):
+                print(f"{backend} {case}: failed", {m: r.get("error", "")[-300:] for m, r in found.items()})
+                continue
+            steady = {mode: statistics.median(r["steady"] for r in found[mode]["runs"]) for mode in found}
+            print(f"determinism cost {backend} {case}: steady s/epoch on {steady['repro']:.4f}, "
+                  f"off {steady['nodet']:.4f}, on / off = {steady['repro'] / steady['nodet']:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -96,15 +96,13 @@ def main():
     for name, benchmark in BENCHMARKS.items():
         if name in only:
             settings = {key: getattr(args, key) for key in benchmark.settings}
-            measured[name] = {"settings": settings, "results": benchmark.run(settings)}
-    machine = run_line()
-    for run in measured.values():
-        run.update(machine)
-    # The other rows as stored now, not when this run began: a concurrent --only run of other
-    # benchmarks may have stored new ones meanwhile, and they are kept.
-    stored = load() if args.only else {}
-    runs = {name: measured.get(name) or stored.get(name) for name in BENCHMARKS}
-    write({name: run for name, run in runs.items() if run is not None})
+            measured[name] = dict({"settings": settings, "results": benchmark.run(settings)}, **run_line())
+            # stored after each benchmark: one that fails later (e.g. killed for memory) loses only its own rows.
+            # The other rows as stored now, not when this run began: a concurrent --only run of other
+            # benchmarks may have stored new ones meanwhile, and they are kept.
+            stored = load() if args.only else {}
+            runs = {key: measured.get(key) or stored.get(key) for key in BENCHMARKS}
+            write({key: run for key, run in runs.items() if run is not None})
 
 
 def run_line() -> dict:

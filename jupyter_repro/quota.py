@@ -161,10 +161,9 @@ class DiskQuota:
             if keep.intersection(entry.files):
                 continue
             # the manifest (.json) first: an entry without one is never used
-            for path in sorted(entry.files, key=lambda p: p.suffix != ".json"):
-                _remove(path)
-            total -= entry.size
-            removed.append(entry.stem.name)
+            if all([_remove(path) for path in sorted(entry.files, key=lambda p: p.suffix != ".json")]):
+                total -= entry.size
+                removed.append(entry.stem.name)
         return removed
 
     def _names(self) -> set:
@@ -190,9 +189,16 @@ def touch(path) -> None:
             os.utime(path)
 
 
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):  # another kernel was first
+def _remove(path: Path) -> bool:
+    """Delete ``path``; False if it stays: on Windows a file a kernel has mapped (a large
+    snapshot in use) cannot be deleted, and is evicted on a later try."""
+    try:
         path.unlink()
+    except FileNotFoundError:  # another kernel was first
+        pass
+    except PermissionError:
+        return False
+    return True
 
 
 def _mtime(path: Path) -> float:

@@ -128,22 +128,24 @@ def read_manifest(path: Path) -> dict:
     """The manifest in ``path``'s header (the data is not read); ``CorruptSnapshot`` if
     the header cannot be read, ``OSError`` if the file cannot be opened."""
     with open(path, "rb") as handle:
-        return _parse(path, handle.fileno(), os.fstat(handle.fileno()).st_size)[0]
+        return _parse(path, handle, os.fstat(handle.fileno()).st_size)[0]
 
 
-def _parse(path, descriptor: int, size: int):
-    """(manifest, data start) after checking the header against the manifest and the size."""
+def _parse(path, handle, size: int):
+    """(manifest, data start) after checking the header against the manifest and the size.
+    Reads through the file object (``os.pread`` does not exist on Windows)."""
     def corrupt(reason):
         return CorruptSnapshot(f"snapshot file {path} {reason}; it was not loaded")
 
-    head = os.pread(descriptor, 8, 0)
+    handle.seek(0)
+    head = handle.read(8)
     if len(head) < 8:
         raise corrupt(f"is truncated ({size:,} bytes, not even a header)")
     length = struct.unpack("<Q", head)[0]
     if length > min(_MAX_HEADER, size - 8):
         raise corrupt(f"is truncated or not a safetensors file (header of {length:,} bytes in {size:,})")
     try:
-        entries = json.loads(os.pread(descriptor, length, 8))
+        entries = json.loads(handle.read(length))
         manifest = json.loads(entries["__metadata__"][KEY])
         variables, nbytes = manifest["variables"], int(manifest["nbytes"])
         for variable in variables:
@@ -174,7 +176,7 @@ class TensorFile:
         self._file = open(self.path, "rb")
         try:
             status = os.fstat(self._file.fileno())
-            self.manifest, self._start = _parse(self.path, self._file.fileno(), status.st_size)
+            self.manifest, self._start = _parse(self.path, self._file, status.st_size)
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if status.st_size else None
         except BaseException:
             self._file.close()
@@ -225,7 +227,7 @@ class TensorFile:
     def release(self, index: int) -> None:
         """Drop variable ``index``'s pages from this process's resident memory (they stay
         in the page cache, and come back on the next read)."""
-        if self._map is None:
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):  # Windows: the OS decides
             return
         variable = self.variables[index]
         start = self._start + variable["offset"]

@@ -54,6 +54,20 @@ def test_every_dtype_round_trips_byte_for_byte_and_no_temporary_file_is_left(tmp
     assert [p.name for p in store.directory.iterdir()] == ["model-ffffffffffffffff.safetensors"]
 
 
+def test_a_platform_without_pread_or_madvise_reads_and_releases_the_same(tmp_path, monkeypatch):
+    """Windows has neither ``os.pread`` nor ``mmap.MADV_DONTNEED``."""
+    import mmap
+    import os
+
+    monkeypatch.delattr(os, "pread", raising=False)
+    monkeypatch.delattr(mmap, "MADV_DONTNEED", raising=False)
+    store, manifest, values = save(tmp_path)
+    stored = store.open(store.saved("model")[-1])
+    assert all(same_bytes(stored.array(i), a) for i, a in enumerate(values.values()))
+    stored.release(0)
+    assert same_bytes(stored.array(0), values["d/kernel"])
+
+
 def test_the_safetensors_library_opens_it_with_the_right_dtypes(tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors import safe_open

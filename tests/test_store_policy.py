@@ -241,3 +241,27 @@ def test_two_processes_share_a_store_while_one_evicts(tmp_path):
     assert len(results) == 3 and all(len(found) == 1 for found in results.values())
     assert DiskQuota(store, cap).usage() <= cap
     assert not [p for p in files_under(store) if os.path.basename(p).startswith(".") and not p.endswith(".lock")]
+
+
+def test_an_entry_that_cannot_be_deleted_is_skipped_and_still_counted(tmp_path, monkeypatch):
+    """Windows keeps a file another kernel has mapped: eviction goes on with the next one."""
+    from pathlib import Path
+
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    for age, name in enumerate(["held", "old", "new"]):
+        path = folder / f"{name}.safetensors"
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (1000 + age, 1000 + age))
+    real = Path.unlink
+
+    def unlink(path, *args, **kwargs):
+        if path.name.startswith("held"):
+            raise PermissionError(13, "The process cannot access the file", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    quota = DiskQuota(tmp_path, 350)
+    with quota.lock():
+        assert quota.evict(room=100) == ["old"]                            # held stays, still counted
+    assert sorted(p.name for p in folder.iterdir()) == ["held.safetensors", "new.safetensors"]

@@ -152,7 +152,8 @@ def test_kerashub_backbone_goes_back_and_forth_bit_identically(hub_kernels, kind
     assert reports[2][0] == "identical"
     if kind == "lora":  # the frozen backbone is verified, not rewritten: restore follows what training changes
         frozen = with_magics.value("len(model.non_trainable_variables)")
-        assert all(unchanged >= frozen - 4 for _, _, unchanged in reports)   # all but Dropout's seed states
+        seeds = with_magics.value("sum('seed_generator_state' in v.path for v in model.non_trainable_variables)")
+        assert all(unchanged >= frozen - seeds for _, _, unchanged in reports)   # all but Dropout's seed states
         assert with_magics.value("len(model.trainable_variables)") < frozen
     else:
         assert "bfloat16" in with_magics.value("sorted({str(v.dtype) for v in model.variables})")
@@ -162,7 +163,7 @@ def test_kerashub_backbone_goes_back_and_forth_bit_identically(hub_kernels, kind
 
 def test_repro_snapshot_output_pins_no_weights():
     """``Out`` keeps what ``%repro_snapshot`` returns: a description, not the weights."""
-    with Kernel(env={"KERAS_BACKEND": BACKENDS[0]}) as kernel:
+    with Kernel(env={"KERAS_BACKEND": "tensorflow"}) as kernel:   # the default backend, always installed
         kernel.run("%load_ext jupyter_repro\n%repro_seed 42")
         kernel.run(SETUP + "\n" + dense_build("bfloat16"))
         kernel.run("%repro_snapshot model")                      # a small model: kept in memory too

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -32,6 +31,7 @@ from typing import Dict, List, Optional
 import xxhash
 from filelock import FileLock, Timeout
 
+from .atomic import atomic_file
 from .errors import ReproError
 
 FILE = "ledger.jsonl"
@@ -212,16 +212,8 @@ def _store_environment(directory: Path, env: dict) -> str:
     path = directory / ENVIRONMENTS / f"{key}.json"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
-        try:
-            with handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(handle.name, path)
-        except BaseException:
-            os.unlink(handle.name)
-            raise
+        with atomic_file(path) as handle:
+            handle.write(data)
     _environments.setdefault(key, json.loads(data))
     return key
 

@@ -24,13 +24,13 @@ import json
 import mmap
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import xxhash
 
+from .atomic import atomic_file
 from .errors import ReproError
 from .fingerprint import array_bytes
 from .tensors import numpy_dtype
@@ -93,34 +93,26 @@ def write(path: Path, manifest: dict, specs: Sequence, read: Callable[[int], np.
     manifest = dict(manifest, format=FORMAT, variables=_layout(specs))
     manifest["nbytes"] = sum(_nbytes(v["shape"], v["dtype"]) for v in manifest["variables"])
     placeholder = _header(sign(manifest) if sign else manifest)  # signatures have a fixed length
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
-    try:
-        with handle:
-            handle.write(struct.pack("<Q", len(placeholder)) + placeholder)
-            order = sorted(range(len(specs)), key=lambda i: manifest["variables"][i]["offset"])
-            for i in order:
-                variable = manifest["variables"][i]
-                array = np.asarray(read(i))
-                if list(array.shape) != variable["shape"] or str(array.dtype) != variable["dtype"]:
-                    raise ValueError(f"variable #{i} '{variable['path']}' is {array.shape} {array.dtype}, "
-                                     f"not {tuple(variable['shape'])} {variable['dtype']}")
-                data = array_bytes(array)
-                variable["xxh3"] = xxhash.xxh3_128_hexdigest(data)
-                handle.write(data)
-                del array, data
-            if sign:
-                manifest = sign(manifest)
-            header = _header(manifest)
-            if len(header) != len(placeholder):
-                raise RuntimeError("the header changed size while the data was written")  # a bug, never data
-            handle.seek(8)
-            handle.write(header)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
+    with atomic_file(path) as handle:
+        handle.write(struct.pack("<Q", len(placeholder)) + placeholder)
+        order = sorted(range(len(specs)), key=lambda i: manifest["variables"][i]["offset"])
+        for i in order:
+            variable = manifest["variables"][i]
+            array = np.asarray(read(i))
+            if list(array.shape) != variable["shape"] or str(array.dtype) != variable["dtype"]:
+                raise ValueError(f"variable #{i} '{variable['path']}' is {array.shape} {array.dtype}, "
+                                 f"not {tuple(variable['shape'])} {variable['dtype']}")
+            data = array_bytes(array)
+            variable["xxh3"] = xxhash.xxh3_128_hexdigest(data)
+            handle.write(data)
+            del array, data
+        if sign:
+            manifest = sign(manifest)
+        header = _header(manifest)
+        if len(header) != len(placeholder):
+            raise RuntimeError("the header changed size while the data was written")  # a bug, never data
+        handle.seek(8)
+        handle.write(header)
     return manifest
 
 

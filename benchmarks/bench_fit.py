@@ -174,7 +174,7 @@ def main(epochs: int = 20, repeat: int = 5, fit_pairs: int = 14) -> list[Compari
                                         "model.set_weights(initial)"), repeat)
     fixed.note = (f"{(statistics.median(fixed.subject) - statistics.median(fixed.baseline)) * 1e3:.1f} ms more per fit "
                   f"= {(statistics.median(fixed.subject) - statistics.median(fixed.baseline)) / statistics.median(results[0].baseline):.2%} "
-                  f"of the {epochs}-epoch fit: the package's own cost outside model.fit; the rest of the first row's difference is inside model.fit (see Findings)")
+                  f"of the {epochs}-epoch fit: the package's own cost outside model.fit; the rest of the first row's difference is inside model.fit")
     print(fixed.note)
     results.append(fixed)
 

@@ -64,36 +64,49 @@ class StateCache:
         self.quota = DiskQuota(directory, max_bytes)
         self.signer = signer or Signer()
 
-    def save(self, result: str, model, history) -> dict:
-        """Store the model's final variables, its optimizer's, and the History, streamed
-        to the file one variable at a time (no copy of the state in memory). Raises
-        ``quota.OverCap`` for a state larger than the store's cap, ``OSError`` when the
-        store cannot be written (nothing of it stays then)."""
+    def save(self, result: str, model, history, key: str) -> dict:
+        """Store the model's final variables, its optimizer's, and the History of the run
+        with input key ``key``, streamed to the file one variable at a time (no copy of the
+        state in memory). Raises ``quota.OverCap`` for a state larger than the store's cap,
+        ``OSError`` when the store cannot be written (nothing of it stays then).
+
+        A state is filed under its input key *and* its result: two runs with other inputs
+        can end with the same weights (another ``validation_data``, other metrics) but not
+        with the same History or optimizer state, so neither may stand in for the other."""
         variables = list(model.variables) + _optimizer_variables(model)
         for variable in variables:
             distribution.require_readable(variable)
         specs = spec_list(variables)
-        extra = {"model_variables": len(model.variables),
+        extra = {"input_key": key, "model_variables": len(model.variables),
                  "history": {k: [float(x) for x in v] for k, v in (history.history or {}).items()},
                  "params": {k: v for k, v in (history.params or {}).items() if isinstance(v, (int, float, str))},
                  "epoch": list(getattr(history, "epoch", []))}
         with self.quota.admit(specs_nbytes(specs), "the result's state"):
-            return self.store.save("state", result, specs, lambda i: host_view(variables[i]),
+            return self.store.save(_name(key), result, specs, lambda i: host_view(variables[i]),
                                    extra, sign=self.signer.sign)
 
-    def find(self, result: str) -> Optional[dict]:
-        return self.store.find("state", result)
+    def find(self, result: str, key: str) -> Optional[dict]:
+        return self.store.find(_name(key), result)
 
-    def trusted(self, manifest: dict) -> bool:
-        """True only for a state this installation stored, manifest unchanged since."""
-        return self.signer.verifies(manifest)
+    def open(self, manifest: dict):
+        """The stored file, mapped and verified (``CorruptSnapshot`` if not): everything a
+        replay trusts and restores is then read from this one open file, which another
+        kernel can no longer swap underneath."""
+        return self.store.open(manifest)
 
-    def restore(self, manifest: dict, model):
-        """Put the stored state into ``model``; the stored History. Raises
-        ``CorruptSnapshot`` (and changes nothing) if the files do not verify."""
+    def trusted(self, stored, key: str) -> bool:
+        """True only for a state this installation stored for input key ``key``, its
+        manifest (checksums and History included) unchanged since."""
+        manifest = stored.manifest
+        return self.signer.verifies(manifest) and manifest.get("extra", {}).get("input_key") == key
+
+    def restore(self, stored, model):
+        """Put the state of ``stored`` (an open, verified ``TensorFile``) into ``model``;
+        the stored History."""
         from keras.callbacks import History
 
-        arrays = self.store.load(manifest)  # verified; views of the mapped file
+        arrays = [stored.array(i) for i in range(len(stored.variables))]  # views of the mapped file
+        manifest = stored.manifest
         extra = manifest["extra"]
         count = extra["model_variables"]
         digests = [variable.get("xxh3") for variable in manifest["variables"]]
@@ -110,8 +123,12 @@ class StateCache:
         history.params, history.epoch = dict(extra["params"]), list(extra["epoch"])
         history.set_model(model)
         model.history = history
-        touch(manifest["manifest"])  # most recently used
+        touch(stored.path)  # most recently used
         return history
+
+
+def _name(key: str) -> str:
+    return f"state-{key[:16]}"
 
 
 class Replayer:
@@ -141,23 +158,23 @@ class Replayer:
             if record.get("input_key") != key or not record.get("state") or record.get("opaque"):
                 continue
             try:
-                manifest = self.cache.find(record["result"])
+                manifest = self.cache.find(record["result"], key)
+                stored = self.cache.open(manifest) if manifest is not None else None
             except CorruptSnapshot as error:
                 self.note = f"⚠ cache entry ignored: {error}; trained instead"
                 return None
-            if manifest is None:
+            if stored is None:
                 continue
-            if not (self.cache.signer.verifies(record) and self.cache.trusted(manifest)):
+            if not (self.cache.signer.verifies(record) and self.cache.trusted(stored, key)):
+                stored.close()
                 untrusted += 1
                 continue
             if self.verify:
+                stored.close()
                 self.source = record
                 return None
-            try:
-                history = self.cache.restore(manifest, self.model)
-            except CorruptSnapshot as error:
-                self.note = f"⚠ cache entry ignored: {error}; trained instead"
-                return None
+            history = self.cache.restore(stored, self.model)
+            stored.close()  # the arrays viewing the map keep it until the variables are assigned
             self.source = record
             return history
         if untrusted:

@@ -153,7 +153,7 @@ class Session:
             try:  # verified by hashing the mapped pages: nothing copied
                 snapshot.attach(store.open(same[-1]), keep_copy=snapshot.kept is not None)
             except CorruptSnapshot as error:  # damaged, or evicted by another kernel meanwhile
-                damaged = error
+                damaged = str(error)  # not the exception: its traceback would keep the damaged file open
             else:
                 self._saved[snapshot.name] = same[-1]["manifest"]
                 touch(same[-1]["manifest"])
@@ -346,7 +346,7 @@ class Session:
                 if (replayer is not None and replayer.refused is None and len(calls.calls) == 1
                         and report.inputs.comparable):
                     try:
-                        replayer.cache.save(report.fingerprint, model, calls.history)
+                        replayer.cache.save(report.fingerprint, model, calls.history, report.inputs.key)
                         record["state"] = True
                     except OverCap as error:
                         replayer.note = f"cache: {error}"

@@ -110,7 +110,11 @@ class SnapshotStore:
         if stored.manifest.get("fingerprint") != manifest.get("fingerprint"):
             stored.close()
             raise CorruptSnapshot(f"snapshot file {path} holds another snapshot than its name says; it was not loaded")
-        return stored.verify()
+        try:
+            return stored.verify()
+        except CorruptSnapshot:
+            stored.close()  # not left open (Windows could not replace it with a fresh copy)
+            raise
 
     def load(self, manifest: dict) -> List[np.ndarray]:
         """The stored arrays, verified; ``CorruptSnapshot`` if not. New files give

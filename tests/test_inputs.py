@@ -193,7 +193,7 @@ def test_crafted_state_with_matching_checksums_is_not_replayed(ip, tmp_path):
     line = json.loads(ledger.read_text().splitlines()[0])
     other = Signer(tmp_path / "elsewhere.key")
     shutil.rmtree(store / "states")
-    StateCache(store, signer=other).save("f" * 32, ip.user_ns["model"], ip.user_ns["history"])
+    StateCache(store, signer=other).save("f" * 32, ip.user_ns["model"], ip.user_ns["history"], line["input_key"])
     ledger.write_text(json.dumps(other.sign(dict(line, result="f" * 32, state=True, id="copied"))) + "\n")
     report = ip.run_cell(fit).result
     assert report.verdict.status == "differs" and "from elsewhere" in str(report)   # compared, said whose

@@ -90,6 +90,23 @@ def test_cache_replays_the_same_variables_history_and_rmse_without_training(shel
     assert verified.verdict.status == "identical" and state(shell)[3] == 2
 
 
+def test_runs_ending_with_the_same_weights_replay_their_own_history(shell):
+    """Validation data does not change training: A and B end with the same weights, but
+    not with the same History. A's revisit must replay A's, not the state B filed last."""
+    shell.run_cell("V1 = (X[:16], y[:16])\nV2 = (X[:16] * 3, y[:16] - 5)")
+    cell = "%%repro_fit model --cache\nhistory = model.fit(X, y, epochs=2, batch_size=16, verbose=0, validation_data=V)"
+    shell.run_cell("V = V1")
+    a = shell.run_cell(cell).result
+    a_history = shell.user_ns["history"].history
+    shell.run_cell("V = V2")
+    b = shell.run_cell(cell).result
+    assert a.fingerprint == b.fingerprint and shell.user_ns["history"].history != a_history
+    shell.run_cell("V = V1")
+    again = shell.run_cell(cell).result
+    assert again.verdict.status == "cached" and shell.user_ns["history"].history == a_history
+    assert again.verdict.earlier["run"] == a.run
+
+
 def test_cache_corrupted_entry_is_ignored_with_a_warning(shell):
     fit(shell, "--cache")
     cache = StateCache(shell.magics_manager.registry["ReproMagics"].store)

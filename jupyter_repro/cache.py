@@ -57,11 +57,11 @@ def _optimizer_variables(model) -> List:
 
 
 class StateCache:
-    def __init__(self, directory: os.PathLike, max_bytes: int = DEFAULT_CAP, signer=None):
+    def __init__(self, directory: os.PathLike, max_bytes: int = DEFAULT_CAP, signer=None, keep=()):
         from .signing import Signer
 
         self.store = SnapshotStore(directory, "states")
-        self.quota = DiskQuota(directory, max_bytes)
+        self.quota = DiskQuota(directory, max_bytes, keep=keep)  # keep: snapshot files in use
         self.signer = signer or Signer()
 
     def save(self, result: str, model, history, key: str) -> dict:

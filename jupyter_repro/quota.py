@@ -77,10 +77,12 @@ class Entry:
 
 
 class DiskQuota:
-    def __init__(self, directory: os.PathLike, max_bytes: int, timeout: float = 60.0):
+    def __init__(self, directory: os.PathLike, max_bytes: int, timeout: float = 60.0, keep: Sequence = ()):
         self.directory = Path(directory)
         self.max_bytes = validate_cap(max_bytes)
         self.timeout = timeout  # seconds to wait for another kernel's write
+        #: files never evicted by this quota: the snapshots this session restores from
+        self.keep = {Path(path) for path in keep}
 
     def entries(self) -> List[Entry]:
         """Every entry, least recently used first; files removed meanwhile are skipped."""
@@ -119,6 +121,9 @@ class DiskQuota:
         with self.lock():
             before = self._names()
             self.evict(room=nbytes)
+            if self.usage() + nbytes > self.max_bytes:  # what is left is in use, here or (Windows) elsewhere
+                raise OverCap(f"{what} was not stored: the store's cap ({size_text(self.max_bytes)}, "
+                              "ReproMagics.cache_max_bytes) is taken by snapshots in use")
             try:
                 yield
             except BaseException:
@@ -153,7 +158,7 @@ class DiskQuota:
         self._sweep()
         entries = self.entries()
         total = sum(entry.size for entry in entries)
-        keep = set(keep)
+        keep = set(keep) | self.keep
         removed = []
         for entry in entries:
             if total + room <= self.max_bytes:

@@ -183,10 +183,12 @@ class Session:
 
         variables = model.variables
         read = snapshot.kept.__getitem__ if snapshot.kept is not None else (lambda i: host_view(variables[i]))
-        with DiskQuota(self.store, self.cache_max_bytes).admit(snapshot.nbytes, f"snapshot '{snapshot.name}'"):
+        quota = DiskQuota(self.store, self.cache_max_bytes, keep=self._saved.values())  # in use: not evicted
+        with quota.admit(snapshot.nbytes, f"snapshot '{snapshot.name}'"):
             manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, read)
+            stored = TensorFile(manifest["manifest"]).trust()  # opened under the lock: no eviction in between
         self._saved[snapshot.name] = manifest["manifest"]
-        snapshot.attach(TensorFile(manifest["manifest"]).trust(), keep_copy=snapshot.kept is not None)
+        snapshot.attach(stored, keep_copy=snapshot.kept is not None)
         return manifest
 
     # -- compile settings -------------------------------------------------------
@@ -320,7 +322,8 @@ class Session:
     def _replayer(self, ledger, inputs, model, verify):
         from .cache import Replayer, StateCache
 
-        return Replayer(StateCache(self.store, self.cache_max_bytes, self.signer), ledger, inputs, model, verify)
+        cache = StateCache(self.store, self.cache_max_bytes, self.signer, keep=self._saved.values())
+        return Replayer(cache, ledger, inputs, model, verify)
 
     def _record(self, report, ledger, calls, replayer, model) -> None:
         """Verdict, cached state, ledger line. A store that cannot be written (read-only,

@@ -146,10 +146,14 @@ class Session:
         from .store import LEGACY, CorruptSnapshot, SnapshotStore
 
         store = SnapshotStore(self.store)
+        damaged = None
+        try:  # the file this content is stored in, if any: one whose header cannot be read is not "saved"
+            store.find(snapshot.name, snapshot.fingerprint)
+        except CorruptSnapshot as error:
+            damaged = str(error)
         saved = store.saved(snapshot.name)
         same = [m for m in saved if m.get("fingerprint") == snapshot.fingerprint]
-        damaged = None
-        if same and same[-1].get("format") != LEGACY:
+        if same and same[-1].get("format") != LEGACY and damaged is None:
             try:  # verified by hashing the mapped pages: nothing copied
                 snapshot.attach(store.open(same[-1]), keep_copy=snapshot.kept is not None)
             except CorruptSnapshot as error:  # damaged, or evicted by another kernel meanwhile

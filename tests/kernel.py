@@ -107,3 +107,5 @@ def _backend(name: str):
 #: Every Keras backend: real-kernel tests are parametrised over all three, and a backend
 #: whose framework is not installed shows as skipped with its reason, not silently dropped.
 BACKENDS = [_backend(name) for name in BACKEND_EXTRAS]
+#: The names of the backends installed here (``BACKENDS`` holds test parameters, not names).
+INSTALLED = [name for name in BACKEND_EXTRAS if importlib.util.find_spec(name)]

@@ -7,7 +7,6 @@ them again; each process's own ledger says so too. The twin runs the usual recip
 same way and differs at the revisit. Every socket is on 127.0.0.1, on ports chosen now;
 every process is killed at the deadline.
 """
-import json
 import os
 import signal
 import socket
@@ -17,9 +16,10 @@ import time
 
 import pytest
 
-from kernel import BACKENDS
+from jupyter_repro.ledger import Ledger
+from kernel import INSTALLED
 
-pytestmark = pytest.mark.skipif("jax" not in BACKENDS, reason="multi-process keras.distribution runs on JAX")
+pytestmark = pytest.mark.skipif("jax" not in INSTALLED, reason="multi-process keras.distribution runs on JAX")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "docs", "examples", "jax_multi_process.py")
@@ -134,8 +134,7 @@ def test_each_process_records_its_runs_and_compares_like_with_like(runs):
         for verdict, earlier in zip(repeat, ("run #4: same inputs as run #3", "run #5: same inputs as run #2",
                                              "run #6: same inputs as run #4")):
             assert verdict.startswith(earlier) and verdict.endswith("identical ✓"), verdict
-        with open(os.path.join(runs["folder"], ".repro", f"process-{index}", "ledger.jsonl")) as handle:
-            records = [json.loads(line) for line in handle]
+        records = Ledger(os.path.join(runs["folder"], ".repro", f"process-{index}")).records()  # environments put back
         assert [r["process"] for r in records] == [index] * 6
         assert {r["env"]["processes"] for r in records} == {"2"}
         assert {r["env"]["keras distribution"] for r in records} == {"DataParallel over 2 devices (mesh batch=2)"}

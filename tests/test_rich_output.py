@@ -73,7 +73,7 @@ def test_snapshot_and_seed_report_html(seeded):
     snapshot = seeded.run_cell("%repro_snapshot model --name <model&1>").result
     html = snapshot._repr_html_()
     assert "&lt;model&amp;1&gt;" in html and "<model&1>" not in html
-    assert snapshot.fingerprint in html and "5 (27 values)" in html and "Adam" in html
+    assert snapshot.fingerprint in html and "5 (27 values, 116 bytes, in memory)" in html and "Adam" in html
     assert "saved to" in html
     seed_html = seeded.run_cell("%repro_seed 7").result._repr_html_()
     assert "<th style='text-align:left'>seed</th><td style='text-align:left'>7</td>" in seed_html

@@ -102,6 +102,15 @@ def back_and_forth(kernel, build, data, fit):
     return results, reports
 
 
+def identical_on_return(kernel, build, data, fit):
+    """``back_and_forth``, checked: the revisit's bytes are the first visit's, the other
+    setting's differ, the verdict says identical. The restore reports, for more checks."""
+    (first, other, again), reports = back_and_forth(kernel, build, data, fit)
+    assert first == again != other
+    assert reports[2][0] == "identical"
+    return reports
+
+
 def usual_recipe(kernel, build, data, fit):
     kernel.run(build)
     kernel.run("initial = model.get_weights()\nrecipe = model._compile_config.config  # the optimizer instance too")
@@ -132,9 +141,7 @@ def dense_kernels(backend):
 @pytest.mark.parametrize("backend, kind", DENSE_CASES, indirect=["backend"])
 def test_every_dtype_goes_back_and_forth_bit_identically(dense_kernels, kind):
     with_magics, without = dense_kernels
-    (first, other, again), reports = back_and_forth(with_magics, dense_build(kind), DATA, FIT)
-    assert first == again != other
-    assert reports[2][0] == "identical"
+    identical_on_return(with_magics, dense_build(kind), DATA, FIT)
     dtypes = set(with_magics.value("sorted({str(v.dtype) for v in model.variables})"))
     assert {"bfloat16": "bfloat16", "float16": "float16", "int8": "int8", "int4": "int8"}.get(kind, "float32") in dtypes
     plain_first, _, plain_again = usual_recipe(without, dense_build(kind), DATA, FIT)
@@ -160,9 +167,7 @@ HUB_CASES = [pytest.param(param.values[0], kind, marks=param.marks, id=f"{kind}-
 @pytest.mark.parametrize("backend, kind", HUB_CASES, indirect=["backend"])
 def test_kerashub_backbone_goes_back_and_forth_bit_identically(hub_kernels, kind):
     with_magics, without = hub_kernels
-    (first, other, again), reports = back_and_forth(with_magics, hub_build(kind), HUB_DATA, HUB_FIT)
-    assert first == again != other
-    assert reports[2][0] == "identical"
+    reports = identical_on_return(with_magics, hub_build(kind), HUB_DATA, HUB_FIT)
     if kind == "lora":  # the frozen backbone is verified, not rewritten: restore follows what training changes
         frozen = with_magics.value("len(model.non_trainable_variables)")
         seeds = with_magics.value("sum('seed_generator_state' in v.path for v in model.non_trainable_variables)")

@@ -95,13 +95,33 @@ PYTHON = sys.executable
 BACKEND_EXTRAS = {"tensorflow": "cpu", "jax": "jax", "torch": "torch"}
 
 
-def _backend(name: str):
-    """``name`` as a test parameter; skipped, saying how to install it, where it is missing."""
+def missing(name: str) -> str:
+    """Why a test that needs backend ``name`` skips here ("" where it is installed)."""
     if importlib.util.find_spec(name):
-        return pytest.param(name, id=name)
-    reason = (f"KERAS_BACKEND={name}: {name} is not installed "
-              f"(pip install -e \".[{BACKEND_EXTRAS[name]}]\" runs these tests on it; CI installs all three)")
-    return pytest.param(name, id=name, marks=pytest.mark.skip(reason=reason))
+        return ""
+    return (f"KERAS_BACKEND={name}: {name} is not installed "
+            f"(pip install -e \".[{BACKEND_EXTRAS[name]}]\" runs these tests on it; CI's second tier does)")
+
+
+def needs(name: str):
+    """Marks for a test (or module) that runs on backend ``name`` only: CI's ``-m backends``
+    tier selects it, and it skips with the extra to install where ``name`` is missing."""
+    marks = [pytest.mark.skipif(bool(missing(name)), reason=missing(name) or "installed")]
+    return marks + ([pytest.mark.backends] if name != "tensorflow" else [])
+
+
+def requires(name: str):
+    """``needs`` as one decorator, for a single test."""
+    def mark(test):
+        for one in needs(name):
+            test = one(test)
+        return test
+    return mark
+
+
+def _backend(name: str):
+    """``name`` as a test parameter, with the marks of ``needs``."""
+    return pytest.param(name, id=name, marks=needs(name))
 
 
 #: Every Keras backend: real-kernel tests are parametrised over all three, and a backend

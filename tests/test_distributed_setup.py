@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from IPython.core.error import UsageError
 
-from kernel import INSTALLED
+from kernel import requires
 from test_magics import MODEL, assert_untouched, magics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,7 +55,7 @@ print("same seed again: accepted")
 '''
 
 
-@pytest.mark.skipif("jax" not in INSTALLED, reason="JAX's distributed runtime")
+@requires("jax")  # JAX's distributed runtime
 def test_a_seed_after_jax_distributed_initialize_is_refused_and_changes_nothing():
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(SEED_AFTER_INITIALIZE)], capture_output=True,

@@ -17,9 +17,9 @@ import time
 import pytest
 
 from jupyter_repro.ledger import Ledger
-from kernel import INSTALLED
+from kernel import needs
 
-pytestmark = pytest.mark.skipif("jax" not in INSTALLED, reason="multi-process keras.distribution runs on JAX")
+pytestmark = needs("jax")  # multi-process keras.distribution runs on JAX
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "docs", "examples", "jax_multi_process.py")

@@ -41,6 +41,8 @@ BROWSERS = ("chromium", "chromium-browser")
 STARTUP_S = 90       # JupyterLab answering; the page showing an idle kernel
 RUN_ALL_S = 240      # every cell run: one kernel, three one-epoch fits on the synthetic fleet
 
+pytestmark = pytest.mark.browser
+
 
 def _browser() -> str:
     """The Chromium to drive, or a skip (a failure where CI requires it) saying what is missing."""

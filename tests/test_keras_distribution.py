@@ -10,9 +10,9 @@ distribution". Bad layouts are refused before the model is touched.
 """
 import pytest
 
-from kernel import INSTALLED, STATE_HASH, Kernel, KernelError
+from kernel import STATE_HASH, Kernel, KernelError, needs
 
-pytestmark = pytest.mark.skipif("jax" not in INSTALLED, reason="keras.distribution runs on the JAX backend")
+pytestmark = needs("jax")  # keras.distribution runs on the JAX backend
 
 ENV = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 

@@ -1,5 +1,4 @@
 """Seeding core: seeds, cell seeds, PYTHONHASHSEED detection, the import hook."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import pytest
 from jupyter_repro import SeedError, cell_seed
 from jupyter_repro.import_hook import ImportHook
 from jupyter_repro.seeding import validate_seed
+from kernel import requires
 
 
 def python(code, **env):
@@ -111,7 +111,7 @@ def test_loading_and_seeding_import_neither_numpy_nor_tensorflow():
     assert lines[0] == "[]" and lines[-1] == "True"   # seeded at import, and reseeded identically per cell
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX not installed")
+@requires("jax")
 def test_too_late_for_xla_flags_is_said_not_hidden():
     lines = python("""
         import jax
@@ -135,23 +135,36 @@ def test_too_late_for_xla_flags_is_said_not_hidden():
 
 def test_repro_seed_sets_the_seed_it_is_given_and_turns_determinism_off_and_on(ip):
     import tensorflow as tf
-    import torch
     from tensorflow.python.framework import config as tf_config
 
     magics = ip.magics_manager.registry["ReproMagics"]
     ip.run_cell("%repro_seed 42")
     report = ip.run_cell("%repro_seed 5 --no-deterministic").result
     assert report.seed == magics.seed == magics.seeder.seed == 5 and not magics.deterministic
-    assert not tf_config.is_op_determinism_enabled() and not torch.are_deterministic_algorithms_enabled()
+    assert not tf_config.is_op_determinism_enabled()
     assert report.frameworks["tensorflow"] == "seeded; op determinism off"
     assert int(tf.random.uniform((), maxval=2**30, dtype=tf.int32, seed=1)) == int(
         (tf.random.set_seed(5), tf.random.uniform((), maxval=2**30, dtype=tf.int32, seed=1))[1])  # seed 5 took
     ip.run_cell("%repro_seed 5")
-    assert magics.deterministic and tf_config.is_op_determinism_enabled() and torch.are_deterministic_algorithms_enabled()
+    assert magics.deterministic and tf_config.is_op_determinism_enabled()
     ip.run_cell("%config ReproMagics.deterministic = False")
     assert magics.seeder.seed == 5 and not tf_config.is_op_determinism_enabled()
     ip.run_cell("%config ReproMagics.deterministic = True")
     assert tf_config.is_op_determinism_enabled()
+
+
+@requires("torch")
+def test_repro_seed_turns_torch_determinism_off_and_on(ip):
+    import torch
+
+    ip.run_cell("%repro_seed 5 --no-deterministic")
+    assert not torch.are_deterministic_algorithms_enabled()
+    ip.run_cell("%repro_seed 5")
+    assert torch.are_deterministic_algorithms_enabled()
+    ip.run_cell("%config ReproMagics.deterministic = False")
+    assert not torch.are_deterministic_algorithms_enabled()
+    ip.run_cell("%config ReproMagics.deterministic = True")
+    assert torch.are_deterministic_algorithms_enabled()
 
 
 def test_cell_seed_ignores_comments_and_layout():

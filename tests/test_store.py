@@ -13,6 +13,7 @@ from jupyter_repro.fingerprint import fingerprint_arrays, fingerprint_value
 from jupyter_repro.signing import Signer
 from jupyter_repro.store import CorruptSnapshot, SnapshotStore
 from jupyter_repro.tensorfile import TensorFile
+from kernel import requires
 
 
 def arrays():
@@ -68,8 +69,9 @@ def test_a_platform_without_pread_or_madvise_reads_and_releases_the_same(tmp_pat
     assert same_bytes(stored.array(0), values["d/kernel"])
 
 
+@requires("torch")
 def test_the_safetensors_library_opens_it_with_the_right_dtypes(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
@@ -216,8 +218,9 @@ def test_fingerprints_of_numpy_dtypes_did_not_change():
     assert fingerprint_arrays([("0", array)]) == before.hexdigest()
 
 
+@requires("torch")
 def test_torch_bfloat16_and_float8_tensors_are_read_without_losing_a_bit():
-    torch = pytest.importorskip("torch")
+    import torch
     from jupyter_repro.tensors import host_copy, host_view, to_torch
 
     for dtype, kind in ((torch.bfloat16, ml_dtypes.bfloat16), (torch.float8_e4m3fn, ml_dtypes.float8_e4m3fn)):

@@ -50,7 +50,8 @@ DATA = "X = np.random.normal(size=(64, 3)).astype('float32')\ny = X.sum(1)"
 FIT = "%%repro_fit model\nhistory = model.fit(X, y, epochs=2, batch_size=16, verbose=0)"
 
 
-def test_restart_gives_identical_verdicts_against_the_previous_session(tmp_path):
+def test_restart_gives_identical_verdicts_then_a_truncated_snapshot_is_said(tmp_path):
+    """Two sessions in one folder, then a third after the snapshot's file was cut short."""
     cells = [SETUP, MODEL, "%repro_snapshot model", DATA, FIT]
     outputs = []
     for _ in range(2):
@@ -63,15 +64,10 @@ def test_restart_gives_identical_verdicts_against_the_previous_session(tmp_path)
     table = cli("history", str(tmp_path / ".repro"))
     assert table.returncode == 0 and "identical" in table.stdout and "first" in table.stdout
 
-
-def test_truncated_snapshot_file_is_refused_in_the_kernel(tmp_path):
-    cells = [SETUP, MODEL, "%repro_snapshot model"]
-    with Kernel(cwd=str(tmp_path)) as kernel:
-        [kernel.run(cell) for cell in cells]
     data = next((tmp_path / ".repro" / "snapshots").glob("*.safetensors"))
     data.write_bytes(data.read_bytes()[:-5])
     with Kernel(cwd=str(tmp_path)) as kernel:
-        out = [kernel.run(cell) for cell in cells][-1]
+        out = [kernel.run(cell) for cell in cells[:3]][-1]
     assert f"snapshot file .repro/snapshots/{data.name} is truncated (" in out and "saved a fresh copy" in out
 
 
@@ -95,19 +91,18 @@ def test_check_passes_a_reproducible_notebook(tmp_path):
     assert "2 fit cell(s): identical in 2 kernels; no fingerprints saved in the notebook to compare with ✓" in done.stdout
 
 
-def test_check_names_inputs_that_differ(tmp_path):
+def test_check_names_a_result_that_differs_and_inputs_that_differ(tmp_path):
+    """One notebook, one check (two kernels): a fit cell that adds unseeded noise to the
+    weights (same inputs, other result), then an unseeded data cell (other inputs)."""
     unseeded = "X = np.random.default_rng().normal(size=(64, 3)).astype('float32')\ny = X.sum(1)"
-    done = cli("check", notebook(tmp_path / "data.ipynb", SETUP, MODEL, "%repro_snapshot model", unseeded, FIT))
+    done = cli("check", notebook(tmp_path / "both.ipynb", SETUP, MODEL, "%repro_snapshot model", DATA, NOISE,
+                                 unseeded, FIT))
     assert done.returncode == 1
-    assert ("cell   5  ✗ %%repro_fit model  (1 fit(s) × 2 kernel(s))\n          kernel 2 vs kernel 1: inputs differ: "
-            "x of model.fit, y of model.fit, notebook value X, notebook value y") in done.stdout
-
-
-def test_check_names_a_result_that_differs_with_the_same_inputs(tmp_path):
-    done = cli("check", notebook(tmp_path / "noise.ipynb", SETUP, MODEL, "%repro_snapshot model", DATA, NOISE))
-    assert done.returncode == 1
-    assert "kernel 2 vs kernel 1: result differs (" in done.stdout
+    assert "cell   5  ✗ %%repro_fit model  (1 fit(s) × 2 kernel(s))\n          kernel 2 vs kernel 1: result differs (" \
+        in done.stdout
     assert "with the same inputs; environment unchanged, so the fit itself is not deterministic" in done.stdout
+    assert ("cell   7  ✗ %%repro_fit model  (1 fit(s) × 2 kernel(s))\n          kernel 2 vs kernel 1: inputs differ: "
+            "x of model.fit, y of model.fit, notebook value X, notebook value y") in done.stdout
 
 
 def test_check_usage_errors(tmp_path):

@@ -71,19 +71,30 @@ def read_notebook(path) -> "nbformat.NotebookNode":
         raise BadNotebook(f"{path} is not a notebook nbformat {nbformat.__version__} reads: nbformat "
                           f"{major!r}.{minor!r} (it reads {min(nbformat.versions)} to {max(nbformat.versions)}); "
                           "save it again from Jupyter")
+    if major == 4:  # checked before the reader and converters touch it: they assume the schema
+        _validate(path, data, major, minor)
     try:
-        if major == 4:
-            nbformat.validate(data)  # before the reader touches it: it assumes the schema
         notebook = nbformat.convert(nbformat.reader.reads(text), 4)
-        nbformat.validate(notebook)
-    except nbformat.ValidationError as error:
-        where = "/".join(str(part) for part in error.absolute_path) or "the top level"
-        raise BadNotebook(f"{path} is not a valid nbformat {major} notebook: at {where}: "
-                          f"{_first_line(error.message)}; save it again from Jupyter") from None
     except (TypeError, KeyError, AttributeError, ValueError, IndexError) as error:  # an old format's converter
         raise BadNotebook(f"{path} is a notebook of nbformat {major} that cannot be converted to version 4 "
                           f"({type(error).__name__}: {_first_line(error)}); save it again from Jupyter") from None
+    _validate(path, notebook, 4, notebook.get("nbformat_minor", 0))
     return notebook
+
+
+def _validate(path, data, major: int, minor: int) -> None:
+    """``BadNotebook`` naming the first place ``data`` breaks nbformat's schema."""
+    from nbformat.validator import get_validator
+
+    validator = get_validator(version=major, version_minor=minor)
+    if validator is None:
+        raise BadNotebook(f"{path} is not a notebook nbformat {nbformat.__version__} reads: nbformat {major}.{minor}; "
+                          "save it again from Jupyter")
+    error = next(iter(validator.iter_errors(data)), None)
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path)
+        raise BadNotebook(f"{path} is not a valid nbformat {major} notebook ({_first_line(error.message)}"
+                          f"{f' at {where}' if where else ''}); save it again from Jupyter")
 
 
 def _first_line(error, limit: int = 160) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from traitlets import Bool, Int, List, TraitError, Unicode, validate
 from traitlets.config import Application, Config
+from traitlets.config.loader import ArgumentError
 
 
 class _Command(Application):
@@ -29,7 +30,7 @@ class _Command(Application):
         try:
             with contextlib.redirect_stderr(said):  # argparse's usage lines
                 Application.parse_command_line.__wrapped__(self, argv)  # not catch_config_error's exit 1
-        except (TraitError, argparse.ArgumentError) as error:
+        except (TraitError, ArgumentError, argparse.ArgumentError) as error:
             _fail(f"{self.name}: {self._options(_first(error))}", 2)
         except SystemExit as exit:
             if not exit.code:
@@ -198,11 +199,17 @@ class HistoryApp(_Command):
     def start(self):
         from .ledger import Ledger, history_frame
 
+        if len(self.extra_args) > 1:
+            _fail(f"jupyter-repro history: give one folder, not {len(self.extra_args)}: {' '.join(self.extra_args)}", 2)
         folder = Path(self.extra_args[0]) if self.extra_args else Path(".repro")
         ledger = Ledger(folder)
-        if not ledger.path.exists():
-            _fail(f"no ledger at {ledger.path}: run a %%repro_fit first, or name the .repro folder", 2)
-        frame = history_frame(ledger.records())
+        if not ledger.path.is_file():
+            _fail(f"jupyter-repro history: no ledger at {ledger.path}: run a %%repro_fit first, or name the "
+                  ".repro folder", 2)
+        try:
+            frame = history_frame(ledger.records())
+        except (ReproError, OSError) as error:
+            _fail(f"jupyter-repro history: {ledger.path} cannot be read ({_first(error)})", 2)
         print(frame.to_string() if len(frame) else "no runs recorded")
         if ledger.skipped:
             print(f"({ledger.skipped} unreadable line(s) skipped)")
@@ -231,7 +238,7 @@ class ReproApp(_Command):
     def initialize(self, argv=None):
         argv = sys.argv[1:] if argv is None else list(argv)
         if argv and argv[0] in self.subcommands:
-            self.initialize_subcommand(argv[0], argv[1:])
+            Application.initialize_subcommand.__wrapped__(self, argv[0], argv[1:])  # its errors: the subcommand's
         elif argv and not argv[0].startswith("-"):
             _fail(f"jupyter-repro: no command {argv[0]!r}; choose one of {', '.join(self.subcommands)}", 2)
         else:

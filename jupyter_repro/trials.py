@@ -32,6 +32,10 @@ def trial_seeds(session_seed: int, trials: int = None, seeds: str = None) -> Lis
         return [validate_seed(v) for v in values]
     if trials < 1:
         raise ReproError(f"--trials must be at least 1, got {trials}")
+    if session_seed is None:
+        raise ReproError("--trials N starts from the session seed, and there is none: run %repro_seed 42 first, "
+                         "or pass --seed 42")
+    validate_seed(session_seed + trials - 1)  # the last one first: refused before a long list is made
     return [validate_seed(session_seed + i) for i in range(trials)]
 
 

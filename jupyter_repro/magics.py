@@ -244,6 +244,7 @@ class ReproMagics(Magics):
                 if trials:
                     return self.session.trials(
                         model, run, seeds, metrics=lambda: {name: namespace.get(name) for name in args.metric},
+                        metric_names=args.metric,
                         progress=lambda text: print(text, flush=True), **options)
                 return self.session.fit(model, run, seed=args.seed, **options)
             except _BodyFailed as error:

@@ -376,14 +376,17 @@ class Session:
     # -- trials -------------------------------------------------------------------
     def trials(self, model, body: Callable[[], object], seeds: Sequence[int],
                metrics: Callable[[], Dict[str, object]] = dict, progress: Callable[[str], None] = print,
-               **fit_options):
+               metric_names: Sequence[str] = (), **fit_options):
         """Run the fit once per seed, each from the model's own initializers under that
         seed (the session seed's from the snapshot); a DataFrame per seed with mean, std,
         min and max. The model then holds the session seed's result (the last trial's if
-        the session seed is not among ``seeds``). ``metrics()`` gives the values to collect."""
+        the session seed is not among ``seeds``). ``metrics()`` gives the values to collect,
+        those of ``metric_names``: each must be set by the cell (``source=``) or be in
+        ``namespace=``, checked before any trial runs."""
         from .snapshot import assign_variables, read_variables
-        from .trials import initial_state, trial_row, trials_frame
+        from .trials import initial_state, require_metrics, trial_row, trials_frame
 
+        require_metrics(metric_names, fit_options.get("source"), fit_options.get("namespace"))
         snapshot = fit_options.pop("snapshot", None) or self.snapshot_for(fit_options.get("label"))
         session_seed = self.seeder.seed
         rows, session_state = [], None

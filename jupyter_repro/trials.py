@@ -8,7 +8,7 @@ included. The registered snapshot stays the state for the session seed.
 from __future__ import annotations
 
 import numbers
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -54,6 +54,19 @@ def initial_state(model, snapshot: Snapshot, seed: int) -> List[np.ndarray]:
         raise ModelError("a clone of the model does not have the snapshot's variables; "
                          "trials need a Sequential or functional model")
     return values
+
+
+def require_metrics(names: Sequence[str], source: Optional[str], namespace: Optional[dict]) -> None:
+    """Refuse, before any trial runs, a ``--metric`` that is not a name, or that the cell
+    never sets and the notebook does not have (found only after a first fit otherwise)."""
+    from .check import Cell
+
+    for name in names:
+        if not name.isidentifier():
+            raise ReproError(f"--metric {name!r}: give the name of a variable the cell sets, e.g. --metric test_rmse")
+        if source is not None and name not in (namespace or {}) and not Cell(0, source).assigns(name):
+            raise ReproError(f"--metric {name}: the cell never sets {name}, and the notebook has no {name}; "
+                             f"set it in the cell, e.g. {name} = ...")
 
 
 def trial_row(seed: int, metrics: Dict[str, float], user_values: Dict[str, object]) -> Dict[str, float]:

@@ -33,6 +33,7 @@ from jupyter_repro.verdict import decide
 pytest_plugins = ["pytester"]
 
 EXAMPLES = Counter()  # examples run, by battery
+REFUSED = Counter()   # of which refused in one line (the others gave a correct result)
 
 
 def fast(examples):
@@ -180,6 +181,7 @@ def test_battery_notebooks(tmp_path_factory, data):
     except BadNotebook as error:
         one_line(error)
         assert str(path.name) in str(error)
+        REFUSED["notebooks"] += 1
         return
     check = Check(path, cells, runs=2, kernels=[KernelRun(), KernelRun()])
     for cell in cells:  # a readable notebook compares without surprises, saved fingerprints included
@@ -201,6 +203,7 @@ def test_battery_saved_fingerprints(tmp_path_factory, saved):
         cells = read_cells(read_notebook(path), path.name)
     except BadNotebook as error:
         assert "cell 2's output" in one_line(error)
+        REFUSED["saved fingerprints"] += 1
         return
     fits = [{"input_key": "k", "result": "r", "inputs": {"fit.x": "a"}, "env": {"keras": "3"}}]
     check = Check(path, cells, runs=1, against="saved", kernels=[KernelRun(fits={1: fits})])
@@ -249,8 +252,6 @@ def seeded(ip):
 @given(magic=st.sampled_from(sorted(OPTIONS)), data=st.data())
 def test_battery_magic_options(seeded, magic, data):
     line = data.draw(option_lines(magic), label="line")
-    if magic == "repro_fit":
-        assume("--trials" not in line or "--metric" not in line)  # a metric the body never sets: refused after the fit
     EXAMPLES["magic options"] += 1
     before = state(seeded)
     try:
@@ -262,6 +263,7 @@ def test_battery_magic_options(seeded, magic, data):
         assert type(error) is UsageError
         one_line(error)
         assert state(seeded) == before, line
+        REFUSED["magic options"] += 1
         return
 
 
@@ -311,6 +313,7 @@ def test_battery_command_line(cli_files, capsys, command, data):
         return
     assert code == 2, (argv, code, err)
     one_line(err)
+    REFUSED["command line"] += 1
 
 
 # -- stored files ----------------------------------------------------------------
@@ -341,16 +344,19 @@ def test_battery_tensor_files(tmp_path_factory, how, where, bit):
     manifest = store.save("model", "f" * 32, SPECS, ARRAYS)
     path = Path(manifest["manifest"])
     path.write_bytes(damage(path.read_bytes(), how, where, bit))
+    refused = False
     for read in (lambda: store.find("model", "f" * 32), lambda: store.saved("model"), lambda: store.load(manifest),
                  lambda: store.verify(manifest)):
         try:
             found = read()
         except CorruptSnapshot as error:
             assert str(path) in one_line(error)
+            refused = True
             continue
         if isinstance(found, list) and found and isinstance(found[0], np.ndarray):  # load: the very bytes, or refused
             assert all(a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(found, ARRAYS))
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # nothing half-written beside it
+    REFUSED["tensor files"] += refused
 
 
 @fast(60)
@@ -440,9 +446,11 @@ def test_battery_session_methods(tmp_path_factory, method, value):
             getattr(session, method)(value)
     except ReproError as error:
         one_line(error)
+        REFUSED["Session methods"] += 1
 
 
 def test_battery_count():
     """Prints how many examples each battery ran (run the module with -s to see it)."""
-    print("\nbad-input battery: " + ", ".join(f"{n} {name}" for name, n in EXAMPLES.items())
+    print("\nbad-input battery: " + ", ".join(f"{n} {name}" + (f" ({REFUSED[name]} refused)" if name in REFUSED else "")
+                                               for name, n in EXAMPLES.items())
           + f"; {sum(EXAMPLES.values())} examples in all")

@@ -459,8 +459,10 @@ def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]
     return text
 
 
-def validate(runs: int, against: str, overrides: Sequence[Override]) -> None:
+def validate(runs: int, against: str, overrides: Sequence[Override], timeout: int = 600) -> None:
     """Options that cannot work together, refused before any kernel starts."""
+    if timeout < 1:
+        raise ReproError(f"--timeout must be at least 1 second, not {timeout}")
     if against not in AGAINST:
         raise ReproError(f"--against must be one of {', '.join(AGAINST)}; got {against!r}")
     if runs < 1 or (against != "saved" and runs < 2):
@@ -477,7 +479,7 @@ def check_notebook(path: Path, runs: int = 2, kernel: str = "", timeout: int = 6
     """Execute ``path`` in ``runs`` fresh kernels (``kernel``: a kernelspec name, default
     the notebook's own) and collect each cell's fits; ``Check.outcome`` compares them."""
     path = Path(path)
-    validate(runs, against, overrides)
+    validate(runs, against, overrides, timeout)
     cells = read_cells(read_notebook(path), path) if cells is None else cells
     for override in overrides:
         if not any(cell.assigns(override.name) for cell in cells if not cell.skip):

@@ -178,9 +178,7 @@ class CheckApp(_Command):
                   "[--runs 2] [--kernel NAME] [--timeout S] [--against both|kernels|saved] [--set NAME=VALUE ...]", 2)
         try:
             overrides = [Override.parse(text) for text in self.overrides]
-            validate(self.runs, self.against, overrides)
-            if self.timeout < 1:
-                raise ReproError(f"--timeout must be at least 1 second, not {self.timeout}")
+            validate(self.runs, self.against, overrides, self.timeout)
             result = check_notebook(Path(self.extra_args[0]), self.runs, self.kernel, self.timeout,
                                     self.against, overrides)
         except NotebookFailed as error:

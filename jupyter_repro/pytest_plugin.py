@@ -49,7 +49,7 @@ def pytest_configure(config):
 
     try:
         overrides = tuple(Override.parse(text) for text in config.option.repro_set)
-        validate(config.option.repro_runs, config.option.repro_against, overrides)
+        validate(config.option.repro_runs, config.option.repro_against, overrides, config.option.repro_timeout)
     except ReproError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[_OVERRIDES] = overrides

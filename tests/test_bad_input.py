@@ -316,6 +316,30 @@ def test_battery_command_line(cli_files, capsys, command, data):
     REFUSED["command line"] += 1
 
 
+PYTEST_OPTIONS = ["--repro", "--repro-runs", "--repro-kernel", "--repro-timeout", "--repro-set", "--repro-against",
+                  "saved", "kernels", "EPOCHS=2", "EPOCHS", "x=two", "bad.ipynb"]
+
+
+@fast(40)
+@given(options=st.lists(st.sampled_from(PYTEST_OPTIONS) | VALUES.map(str), max_size=5))
+def test_battery_pytest_options(pytester, monkeypatch, options):
+    """The plugin's options, on an unreadable notebook (so nothing runs a kernel): a usage
+    error saying which option, or a run whose notebook fails as one item."""
+    EXAMPLES["pytest options"] += 1
+    monkeypatch.setattr(check_module, "run_in_kernel", ran)
+    (pytester.path / "bad.ipynb").write_text('{"cells": 5}')
+    result = pytester.runpytest_inprocess("-p", "jupyter_repro.pytest_plugin", "-p", "no:cacheprovider", "--repro",
+                                          *options, "bad.ipynb")
+    text = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in text and "INTERNALERROR" not in text, text
+    if result.ret == pytest.ExitCode.USAGE_ERROR:
+        assert "error" in result.stderr.str().lower(), text
+        REFUSED["pytest options"] += 1
+    else:
+        result.assert_outcomes(failed=1)
+        assert "bad.ipynb is not a notebook: its JSON has no 'nbformat' version" in text
+
+
 # -- stored files ----------------------------------------------------------------
 
 ARRAYS = [np.arange(6, dtype="float32").reshape(2, 3), np.array([1, -2], "int64"), np.array(3.5, "float64")]

@@ -56,6 +56,18 @@ def initial_state(model, snapshot: Snapshot, seed: int) -> List[np.ndarray]:
     return values
 
 
+def checked_seeds(seeds) -> List[int]:
+    """``seeds`` (``Session.trials``) as a list of distinct valid seeds, or ``ReproError``."""
+    from .seeding import validate_seed
+
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise ReproError(f"trials need a non-empty list of seeds, e.g. [1, 2, 3]; got {str(seeds)[:40]!r}")
+    values = [validate_seed(seed) for seed in seeds]
+    if len(set(values)) != len(values):
+        raise ReproError(f"trials need distinct seeds; got {values[:10]}")
+    return values
+
+
 def require_metrics(names: Sequence[str], source: Optional[str], namespace: Optional[dict]) -> None:
     """Refuse, before any trial runs, a ``--metric`` that is not a name, or that the cell
     never sets and the notebook does not have (found only after a first fit otherwise)."""

@@ -473,6 +473,47 @@ def test_battery_session_methods(tmp_path_factory, method, value):
         REFUSED["Session methods"] += 1
 
 
+@pytest.fixture(scope="module")
+def keras_session(tmp_path_factory):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    session = Session(seed=3, store=str(tmp_path_factory.mktemp("store") / ".repro"))
+    session.snapshot(model, "model")
+    return session, model
+
+
+@fast(20)
+@given(method=st.sampled_from(["fit", "trials", "snapshot", "snapshot_for"]),
+       options=st.fixed_dictionaries({}, optional={"seed": anything, "cache": anything, "verify": anything,
+                                                   "label": anything, "seeds": anything, "name": anything}
+                                     ).filter(bool))
+def test_battery_session_with_a_model(keras_session, method, options):
+    """``Session``'s methods with a model and odd arguments: a one-line ``ReproError``
+    and the model as it was, or a fit."""
+    from jupyter_repro import model_fingerprint
+
+    EXAMPLES["Session with a model"] += 1
+    session, model = keras_session
+    X, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
+    body = lambda: model.fit(X, y, epochs=1, verbose=0)  # noqa: E731
+    before = model_fingerprint(model), id(model.optimizer)
+    seeds = options.pop("seeds", [1])
+    name = options.pop("name", None)
+    try:
+        if method == "fit":
+            session.fit(model, body, **options)
+        elif method == "trials":
+            session.trials(model, body, seeds, progress=lambda text: None, label=options.get("label"))
+        elif method == "snapshot":
+            session.snapshot(model, name)
+        else:
+            session.snapshot_for(name)
+    except ReproError as error:
+        one_line(error)
+        assert (model_fingerprint(model), id(model.optimizer)) == before
+        REFUSED["Session with a model"] += 1
+
+
 def test_battery_count():
     """Prints how many examples each battery ran (run the module with -s to see it)."""
     print("\nbad-input battery: " + ", ".join(f"{n} {name}" + (f" ({REFUSED[name]} refused)" if name in REFUSED else "")

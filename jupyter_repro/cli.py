@@ -42,6 +42,22 @@ class _Command(Application):
         if unknown:
             _fail(f"{self.name}: unknown option --{unknown} (see --help)", 2)
 
+    def _configure_logging(self) -> None:
+        """This application's logger, and only it, to stderr at ``log_level``. traitlets'
+        own runs ``logging.config.dictConfig``, which closes every handler in the process:
+        run in a process that imported TensorFlow, absl's handler then closes the stream
+        it holds (under pytest, pytest's captured stderr)."""
+        log = logging.getLogger(type(self).__name__)
+        log.propagate = False
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(self.log_level)
+        handler.setFormatter(self._log_formatter_cls(fmt=self.log_format, datefmt=self.log_datefmt))
+        log.addHandler(handler)
+        log.setLevel(logging.DEBUG)
+        self._logging_configured = True
+
     def _options(self, text: str) -> str:
         """``text`` with options named as the user types them (--set, not --CheckApp.overrides)."""
         for alias, target in sorted(self.aliases.items(), key=lambda item: -len(item[1])):

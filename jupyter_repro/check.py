@@ -72,14 +72,26 @@ def read_notebook(path) -> "nbformat.NotebookNode":
                           f"{major!r}.{minor!r} (it reads {min(nbformat.versions)} to {max(nbformat.versions)}); "
                           "save it again from Jupyter")
     if major == 4:  # checked before the reader and converters touch it: they assume the schema
+        _add_missing_ids(data, minor)
         _validate(path, data, major, minor)
     try:
-        notebook = nbformat.convert(nbformat.reader.reads(text), 4)
+        notebook = nbformat.convert(nbformat.reader.reads(json.dumps(data)), 4)
     except (TypeError, KeyError, AttributeError, ValueError, IndexError) as error:  # an old format's converter
         raise BadNotebook(f"{path} is a notebook of nbformat {major} that cannot be converted to version 4 "
                           f"({type(error).__name__}: {_first_line(error)}); save it again from Jupyter") from None
     _validate(path, notebook, 4, notebook.get("nbformat_minor", 0))
     return notebook
+
+
+def _add_missing_ids(data: dict, minor: int) -> None:
+    """Give a 4.5+ notebook's cells that lack one an id, as nbformat's own reader does
+    (with a warning) rather than refusing the notebook."""
+    from nbformat.corpus.words import generate_corpus_id
+
+    if minor >= 5 and isinstance(data.get("cells"), list):
+        for cell in data["cells"]:
+            if isinstance(cell, dict) and "id" not in cell:
+                cell["id"] = generate_corpus_id()
 
 
 def _validate(path, data, major: int, minor: int) -> None:

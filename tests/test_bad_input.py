@@ -115,6 +115,21 @@ def test_pytest_repro_fails_an_unreadable_notebook_as_one_item_and_collects_the_
     assert "not compared: " + str(pytester.path / "text.ipynb") + " is not a notebook: not JSON text" in text
 
 
+def test_a_notebook_nbformat_reads_is_read_the_same(tmp_path):
+    """Strict is not stricter than nbformat: a 4.5 notebook whose cells lack ids (nbformat
+    warns and adds them), a source split in lines, an nbformat 3 notebook, all read."""
+    notebook = json.loads(nbformat.writes(valid_notebook("%load_ext jupyter_repro", FIT)))
+    for cell in notebook["cells"]:
+        del cell["id"]
+    notebook["cells"][1]["source"] = FIT.splitlines(keepends=True)
+    (tmp_path / "noid.ipynb").write_text(json.dumps(notebook))
+    cells = read_cells(read_notebook(tmp_path / "noid.ipynb"))
+    assert [c.source for c in cells] == ["%load_ext jupyter_repro", FIT] and cells[1].is_fit
+    old = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[nbformat.v3.new_code_cell(FIT)])])
+    (tmp_path / "v3.ipynb").write_text(nbformat.v3.writes_json(old))
+    assert read_cells(read_notebook(tmp_path / "v3.ipynb"))[0].is_fit
+
+
 def test_history_refuses_a_negative_last(ip):
     with pytest.raises(UsageError, match=r"^--last takes how many of the latest runs to show, at least 1; got -3$") as error:
         ip.run_line_magic("repro_history", "--last -3")

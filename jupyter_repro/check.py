@@ -20,6 +20,7 @@ with fingerprints saved from the unshortened run.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -36,6 +37,106 @@ AGAINST = ("both", "kernels", "saved")
 SKIP = {"skip-execution": "skip-execution", "nbval-skip": "nbval-skip", "# NBVAL_SKIP": "nbval-skip"}
 RAISES = ("raises-exception", "nbval-raises-exception", "# NBVAL_RAISES_EXCEPTION")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class BadNotebook(ReproError):
+    """A file that is not a notebook this can read: missing, not JSON, not an nbformat
+    version nbformat knows, not valid against its schema, or with saved fingerprints
+    that are not what ``FitReport.fingerprints`` writes. Nothing is run."""
+
+
+def read_notebook(path) -> "nbformat.NotebookNode":
+    """The notebook at ``path``, as nbformat version 4, validated against its schema: the
+    one place a notebook is read. ``BadNotebook`` names the file and what is wrong."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise BadNotebook(f"{path}: no such file; give the path of an .ipynb") from None
+    except IsADirectoryError:
+        raise BadNotebook(f"{path} is a folder, not a notebook; give the path of an .ipynb") from None
+    except OSError as error:
+        raise BadNotebook(f"{path} cannot be read ({error.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text)
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError both are
+        raise BadNotebook(f"{path} is not a notebook: not JSON text ({_first_line(error)})") from None
+    if not isinstance(data, dict):
+        raise BadNotebook(f"{path} is not a notebook: its JSON is {type(data).__name__}, not an object")
+    major, minor = data.get("nbformat"), data.get("nbformat_minor", 0)
+    if "nbformat" not in data:
+        raise BadNotebook(f"{path} is not a notebook: its JSON has no 'nbformat' version; save it again from Jupyter")
+    if type(major) is not int or major not in nbformat.versions or type(minor) is not int:
+        raise BadNotebook(f"{path} is not a notebook nbformat {nbformat.__version__} reads: nbformat "
+                          f"{major!r}.{minor!r} (it reads {min(nbformat.versions)} to {max(nbformat.versions)}); "
+                          "save it again from Jupyter")
+    if major == 4:  # checked before the reader and converters touch it: they assume the schema
+        _add_missing_ids(data, minor)
+        _validate(path, data, major, minor)
+    try:
+        notebook = nbformat.convert(nbformat.reader.reads(json.dumps(data)), 4)
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError) as error:  # an old format's converter
+        raise BadNotebook(f"{path} is a notebook of nbformat {major} that cannot be converted to version 4 "
+                          f"({type(error).__name__}: {_first_line(error)}); save it again from Jupyter") from None
+    _validate(path, notebook, 4, notebook.get("nbformat_minor", 0))
+    return notebook
+
+
+def _add_missing_ids(data: dict, minor: int) -> None:
+    """Give a 4.5+ notebook's cells that lack one an id, as nbformat's own reader does
+    (with a warning) rather than refusing the notebook."""
+    from nbformat.corpus.words import generate_corpus_id
+
+    if minor >= 5 and isinstance(data.get("cells"), list):
+        for cell in data["cells"]:
+            if isinstance(cell, dict) and "id" not in cell:
+                cell["id"] = generate_corpus_id()
+
+
+def _validate(path, data, major: int, minor: int) -> None:
+    """``BadNotebook`` naming the first place ``data`` breaks nbformat's schema."""
+    from nbformat.validator import get_validator
+
+    validator = get_validator(version=major, version_minor=minor)
+    if validator is None:
+        raise BadNotebook(f"{path} is not a notebook nbformat {nbformat.__version__} reads: nbformat {major}.{minor}; "
+                          "save it again from Jupyter")
+    error = next(iter(validator.iter_errors(data)), None)
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path)
+        raise BadNotebook(f"{path} is not a valid nbformat {major} notebook ({_first_line(error.message)}"
+                          f"{f' at {where}' if where else ''}); save it again from Jupyter")
+
+
+def _first_line(error, limit: int = 160) -> str:
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _saved_fits(path, number: int, outputs) -> List[dict]:
+    """The fingerprints a cell's saved outputs carry, checked to be what
+    ``FitReport.fingerprints`` writes (``BadNotebook`` if not)."""
+    fits = []
+    for output in outputs:
+        metadata = output.get("metadata", {})
+        if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
+            continue
+        saved, problem = metadata[METADATA_KEY], None
+        if not isinstance(saved, dict):
+            problem = f"is {type(saved).__name__}, not an object"
+        else:
+            for key, kind, required in (("input_key", str, True), ("result", str, True), ("inputs", dict, False),
+                                        ("env", dict, False), ("reason", str, False)):
+                if (required or saved.get(key) is not None) and not isinstance(saved.get(key), kind):
+                    problem = (f"has no '{key}'" if key not in saved else
+                               f"has a '{key}' that is {type(saved[key]).__name__}, not {kind.__name__}")
+                    break
+        if problem:
+            raise BadNotebook(f"{path}: the fingerprints saved in cell {number}'s output (metadata "
+                              f"'{METADATA_KEY}') {problem}; run the cell again and save the notebook")
+        fits.append(saved)
+    return fits
 
 
 class NotebookFailed(ReproError):
@@ -127,8 +228,9 @@ def _bound(tree) -> set:
     return names
 
 
-def read_cells(notebook) -> List[Cell]:
-    """The code cells of ``notebook`` (an nbformat node), with their tags and saved fingerprints."""
+def read_cells(notebook, path="the notebook") -> List[Cell]:
+    """The code cells of ``notebook`` (an nbformat node, from ``read_notebook``), with their
+    tags and saved fingerprints."""
     cells = []
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
@@ -138,8 +240,7 @@ def read_cells(notebook) -> List[Cell]:
         comments = {line.strip().lstrip("#").strip() for line in cell.source.splitlines() if line.strip().startswith("#")}
         marks = set(tags) | {f"# {comment}" for comment in comments}
         skip = next((SKIP[mark] for mark in SKIP if mark in marks), None)
-        saved = [output["metadata"][METADATA_KEY] for output in cell.get("outputs", [])
-                 if isinstance(output.get("metadata", {}).get(METADATA_KEY), dict)]
+        saved = _saved_fits(path, index + 1, cell.get("outputs", []))
         cells.append(Cell(index, cell.source, skip, any(mark in marks for mark in RAISES), saved))
     return cells
 
@@ -159,7 +260,7 @@ def run_in_kernel(path: Path, cells: Sequence[Cell], store: Path, kernel: str = 
     from nbclient import NotebookClient
     from nbclient.exceptions import CellControlSignal
 
-    notebook = nbformat.read(path, as_version=4)
+    notebook = read_notebook(path)
     for cell in cells:  # nbclient knows skip-execution and raises-exception; nbval's marks map onto them
         tags = list(notebook.cells[cell.index].metadata.get("tags", None) or [])
         tags += ["skip-execution"] * bool(cell.skip) + ["raises-exception"] * cell.raises
@@ -370,8 +471,10 @@ def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]
     return text
 
 
-def validate(runs: int, against: str, overrides: Sequence[Override]) -> None:
+def validate(runs: int, against: str, overrides: Sequence[Override], timeout: int = 600) -> None:
     """Options that cannot work together, refused before any kernel starts."""
+    if timeout < 1:
+        raise ReproError(f"--timeout must be at least 1 second, not {timeout}")
     if against not in AGAINST:
         raise ReproError(f"--against must be one of {', '.join(AGAINST)}; got {against!r}")
     if runs < 1 or (against != "saved" and runs < 2):
@@ -388,8 +491,8 @@ def check_notebook(path: Path, runs: int = 2, kernel: str = "", timeout: int = 6
     """Execute ``path`` in ``runs`` fresh kernels (``kernel``: a kernelspec name, default
     the notebook's own) and collect each cell's fits; ``Check.outcome`` compares them."""
     path = Path(path)
-    validate(runs, against, overrides)
-    cells = read_cells(nbformat.read(path, as_version=4)) if cells is None else cells
+    validate(runs, against, overrides, timeout)
+    cells = read_cells(read_notebook(path), path) if cells is None else cells
     for override in overrides:
         if not any(cell.assigns(override.name) for cell in cells if not cell.skip):
             raise ReproError(f"--set {override}: no cell of {path.name} assigns {override.name}")

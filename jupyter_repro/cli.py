@@ -1,20 +1,87 @@
 """The ``jupyter-repro`` command line: a traitlets application, like Jupyter's own.
 
 ``jupyter-repro demo [--data DIR] [--epochs N] [--alphas 1.0,0.4,0.2,0.4] [--output DIR]``
+
+Bad input (an unknown command or option, a value of the wrong type, a missing or
+unreadable notebook) ends in one line on stderr and exit status 2, before anything runs.
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
+import logging
 import sys
 from pathlib import Path
 
 from traitlets import Bool, Int, List, TraitError, Unicode, validate
-from traitlets.config import Application
+from traitlets.config import Application, Config
+from traitlets.config.loader import ArgumentError
+
+
+class _Command(Application):
+    """An application whose command line, when refused, gives one line and exit 2
+    (traitlets would log a CRITICAL line and exit 1, argparse print its usage)."""
+
+    def initialize(self, argv=None):
+        argv = sys.argv[1:] if argv is None else list(argv)
+        self.log_level = logging.ERROR  # no WARNING lines about what is refused below
+        said = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(said):  # argparse's usage lines
+                Application.parse_command_line.__wrapped__(self, argv)  # not catch_config_error's exit 1
+        except (TraitError, ArgumentError, argparse.ArgumentError) as error:
+            _fail(f"{self.name}: {self._options(_first(error))}", 2)
+        except SystemExit as exit:
+            if not exit.code:
+                raise  # --help, --version
+            lines = [line for line in said.getvalue().splitlines() if line.strip()]
+            reason = lines[-1].split("error: ", 1)[-1] if lines else "bad arguments"
+            _fail(f"{self.name}: {self._options(reason)} (see --help)", 2)
+        unknown = self._unknown(self.cli_config)
+        if unknown:
+            _fail(f"{self.name}: unknown option --{unknown} (see --help)", 2)
+
+    def _configure_logging(self) -> None:
+        """This application's logger, and only it, to stderr at ``log_level``. traitlets'
+        own runs ``logging.config.dictConfig``, which closes every handler in the process:
+        run in a process that imported TensorFlow, absl's handler then closes the stream
+        it holds (under pytest, pytest's captured stderr)."""
+        log = logging.getLogger(type(self).__name__)
+        log.propagate = False
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(self.log_level)
+        handler.setFormatter(self._log_formatter_cls(fmt=self.log_format, datefmt=self.log_datefmt))
+        log.addHandler(handler)
+        log.setLevel(logging.DEBUG)
+        self._logging_configured = True
+
+    def _options(self, text: str) -> str:
+        """``text`` with options named as the user types them (--set, not --CheckApp.overrides)."""
+        for alias, target in sorted(self.aliases.items(), key=lambda item: -len(item[1])):
+            if isinstance(alias, str):
+                text = text.replace(f"--{target}", f"--{alias}")
+        return text
+
+    def _unknown(self, config: Config):
+        """The first option given that no trait of this application takes, or None."""
+        names = {cls.__name__: cls for cls in [type(self), *self.classes]}
+        for section, values in config.items():
+            if not isinstance(values, Config) or section not in names:
+                return section
+            traits = names[section].class_traits(config=True)
+            for name in values:
+                if name not in traits:
+                    return f"{section}.{name}"
+        return None
 
 from . import __version__
 from .errors import ReproError
 
 
-class DemoApp(Application):
+class DemoApp(_Command):
     name = "jupyter-repro demo"
     description = ("Run the turbofan FD001 notebook headless in a fresh kernel, trying the alphas "
                    "in turn; a repeated alpha must reproduce its first run to the bit "
@@ -72,7 +139,7 @@ class DemoApp(Application):
         self.exit(status)
 
 
-class InstallKernelApp(Application):
+class InstallKernelApp(_Command):
     name = "jupyter-repro install-kernel"
     description = ("Install a Jupyter kernelspec that fixes PYTHONHASHSEED and loads and seeds "
                    "the extension at kernel start.")
@@ -104,7 +171,7 @@ class InstallKernelApp(Application):
         print(f"installed kernelspec '{self.kernel_name}' (seed {self.seed}, PYTHONHASHSEED={self.seed}) in {where}")
 
 
-class CheckApp(Application):
+class CheckApp(_Command):
     name = "jupyter-repro check"
     description = ("Execute NOTEBOOK in N fresh kernels and compare its fits cell by cell, between the "
                    "kernels and with the fingerprints saved in the notebook; exit 1 naming what differs.")
@@ -121,12 +188,13 @@ class CheckApp(Application):
     def start(self):
         from .check import NotebookFailed, Override, check_notebook, validate
 
-        if len(self.extra_args) != 1 or not Path(self.extra_args[0]).is_file():
-            _fail("usage: jupyter-repro check NOTEBOOK [--runs 2] [--kernel NAME] [--timeout S] "
-                  "[--against both|kernels|saved] [--set NAME=VALUE ...]", 2)
+        if len(self.extra_args) != 1:
+            given = f"{len(self.extra_args)} given: {' '.join(self.extra_args)}" if self.extra_args else "none given"
+            _fail("jupyter-repro check: give one NOTEBOOK (" + given + "); usage: jupyter-repro check NOTEBOOK "
+                  "[--runs 2] [--kernel NAME] [--timeout S] [--against both|kernels|saved] [--set NAME=VALUE ...]", 2)
         try:
             overrides = [Override.parse(text) for text in self.overrides]
-            validate(self.runs, self.against, overrides)
+            validate(self.runs, self.against, overrides, self.timeout)
             result = check_notebook(Path(self.extra_args[0]), self.runs, self.kernel, self.timeout,
                                     self.against, overrides)
         except NotebookFailed as error:
@@ -138,21 +206,31 @@ class CheckApp(Application):
             self.exit(1)
 
 
-class HistoryApp(Application):
+class HistoryApp(_Command):
     name = "jupyter-repro history"
     description = "Print the run ledger in DIR (default .repro) as a table."
 
     def start(self):
         from .ledger import Ledger, history_frame
 
+        if len(self.extra_args) > 1:
+            _fail(f"jupyter-repro history: give one folder, not {len(self.extra_args)}: {' '.join(self.extra_args)}", 2)
         folder = Path(self.extra_args[0]) if self.extra_args else Path(".repro")
         ledger = Ledger(folder)
-        if not ledger.path.exists():
-            _fail(f"no ledger at {ledger.path}: run a %%repro_fit first, or name the .repro folder", 2)
-        frame = history_frame(ledger.records())
+        if not ledger.path.is_file():
+            _fail(f"jupyter-repro history: no ledger at {ledger.path}: run a %%repro_fit first, or name the "
+                  ".repro folder", 2)
+        try:
+            frame = history_frame(ledger.records())
+        except (ReproError, OSError) as error:
+            _fail(f"jupyter-repro history: {ledger.path} cannot be read ({_first(error)})", 2)
         print(frame.to_string() if len(frame) else "no runs recorded")
         if ledger.skipped:
             print(f"({ledger.skipped} unreadable line(s) skipped)")
+
+
+def _first(error) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _fail(message, status):
@@ -160,7 +238,7 @@ def _fail(message, status):
     sys.exit(status)
 
 
-class ReproApp(Application):
+class ReproApp(_Command):
     name = "jupyter-repro"
     version = __version__
     description = "Reproducible Keras training in Jupyter."
@@ -171,6 +249,15 @@ class ReproApp(Application):
         "history": (HistoryApp, HistoryApp.description),
     }
 
+    def initialize(self, argv=None):
+        argv = sys.argv[1:] if argv is None else list(argv)
+        if argv and argv[0] in self.subcommands:
+            Application.initialize_subcommand.__wrapped__(self, argv[0], argv[1:])  # its errors: the subcommand's
+        elif argv and not argv[0].startswith("-"):
+            _fail(f"jupyter-repro: no command {argv[0]!r}; choose one of {', '.join(self.subcommands)}", 2)
+        else:
+            super().initialize(argv)
+
     def start(self):
         if self.subapp is None:
             self.print_subcommands()
@@ -179,7 +266,13 @@ class ReproApp(Application):
 
 
 def main(argv=None):
-    ReproApp.launch_instance(argv)
+    """Run the command line; the applications are cleared after, so it can run again in
+    the same process (the tests do)."""
+    try:
+        ReproApp.launch_instance(argv)
+    finally:
+        for app in (ReproApp, DemoApp, InstallKernelApp, CheckApp, HistoryApp):
+            app.clear_instance()
 
 
 if __name__ == "__main__":

@@ -101,6 +101,7 @@ def run_demo(alphas: Sequence[float] = (1.0, 0.4, 0.2, 0.4), epochs: int = 20,
     """Execute the notebook's back-and-forth in one fresh kernel and compare repeats."""
     from nbclient import NotebookClient
 
+    from .check import read_notebook
     from .datasets import load_or_synthesize
 
     env = {k: v for k, v in os.environ.items() if k != "CMAPSS_DIR"}
@@ -110,7 +111,7 @@ def run_demo(alphas: Sequence[float] = (1.0, 0.4, 0.2, 0.4), epochs: int = 20,
     source = load_or_synthesize(data_dir).source  # fails here, before any kernel, if files are missing
     env.update(REPRO_EPOCHS=str(epochs), TF_CPP_MIN_LOG_LEVEL=env.get("TF_CPP_MIN_LOG_LEVEL", "3"))
 
-    template = nbformat.read(notebook_path, as_version=4)
+    template = read_notebook(notebook_path)
     executed = nbformat.v4.new_notebook(metadata=template.metadata)
     result = DemoResult(data=source)
     output.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ lock (``ledger.jsonl.lock``: ``flock`` on Linux and macOS, ``msvcrt`` on Windows
 out in a single ``write`` on a binary ``O_APPEND`` descriptor, so two kernels writing at
 once interleave whole lines and lose nothing. Reads take the same lock, so they never
 see half a line being written. A line that does not parse (a crash mid-write) is
-skipped and counted, never fatal. Run numbers are positions in the file (1-based). A
+skipped and counted, never fatal; so is one that parses but whose known fields have
+the wrong types (a flipped bit, a hand edit), so nothing downstream meets them. Run numbers are positions in the file (1-based). A
 line that could not be written whole (a full disk) is cut off again: nothing
 half-written stays.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -186,12 +188,41 @@ class _Parsed:
             except ValueError:
                 skipped += 1
                 continue
-            if isinstance(record, dict):
-                if isinstance(record.get("env_ref"), str):
-                    record["env"] = _load_environment(self.directory, record.pop("env_ref"))
-                record["run"] = len(records) + 1
-                records.append(record)
+            if not well_formed(record):
+                skipped += 1
+                continue
+            if "env_ref" in record:
+                record["env"] = _load_environment(self.directory, record.pop("env_ref"))
+            record["run"] = len(records) + 1
+            records.append(record)
         return skipped
+
+
+_NONE = type(None)
+_NUMBER = (int, float)
+#: the type of each field a ledger line may carry (other fields are kept as they are)
+FIELDS = {"id": str, "time": str, "by": str, "model": (str, _NONE), "seed": (int, _NONE), "snapshot": (str, _NONE),
+          "snapshot_name": (str, _NONE), "inputs": dict, "input_key": str, "result": (str, _NONE),
+          "metrics": dict, "history": dict, "seconds": _NUMBER, "env": dict, "env_ref": str, "opaque": dict,
+          "reason": (str, _NONE), "verdict": str, "same_inputs_as": (int, _NONE), "cached_from": int,
+          "state": bool, "process": int}
+_HASH = re.compile(r"[0-9a-f]{32}")
+
+
+def well_formed(record) -> bool:
+    """Whether a parsed line is a record this package can read: an object whose known
+    fields have their types, metrics scalars, each history a list of numbers, the
+    environment reference a hash."""
+    if not isinstance(record, dict):
+        return False
+    if any(key in record and not isinstance(record[key], kinds) for key, kinds in FIELDS.items()):
+        return False
+    if "env_ref" in record and not _HASH.fullmatch(record["env_ref"]):
+        return False
+    if any(isinstance(value, (dict, list)) for value in record.get("metrics", {}).values()):
+        return False
+    return all(isinstance(values, list) and all(isinstance(v, _NUMBER) for v in values)
+               for values in record.get("history", {}).values())
 
 
 def _seen(stat) -> tuple:
@@ -226,9 +257,13 @@ def _load_environment(directory: Path, key: str) -> dict:
             data = (directory / ENVIRONMENTS / f"{key}.json").read_bytes()
         except OSError:
             return {"environment": f"missing ({ENVIRONMENTS}/{key}.json cannot be read)"}
-        if xxhash.xxh3_128_hexdigest(data) != key:
+        try:
+            env = json.loads(data) if xxhash.xxh3_128_hexdigest(data) == key else None
+        except ValueError:
+            env = None
+        if not isinstance(env, dict):
             return {"environment": f"altered ({ENVIRONMENTS}/{key}.json does not match its hash)"}
-        _environments[key] = json.loads(data)
+        _environments[key] = env
     return _environments[key]
 
 
@@ -239,6 +274,8 @@ def history_frame(records: List[dict], model: Optional[str] = None, last: Option
 
     from .history import REPEATS, HistoryFrame
 
+    if last is not None and last < 1:
+        raise ReproError(f"--last takes how many of the latest runs to show, at least 1; got {last}")
     rows = []
     for record in records:
         if model is not None and record.get("model") != model:

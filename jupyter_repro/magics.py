@@ -44,6 +44,14 @@ def _as_usage_error():
         raise UsageError(str(error)) from error
 
 
+def _arguments(magic, line):
+    """``parse_argstring``, with a line shlex cannot split (an unclosed quote) a ``UsageError`` too."""
+    try:
+        return parse_argstring(magic, line)
+    except ValueError as error:
+        raise UsageError(f"cannot read the options {line!r} ({error}): close the quote") from error
+
+
 class _BodyFailed(Exception):
     """The fit cell's own code raised (already shown to the user)."""
 
@@ -170,7 +178,7 @@ class ReproMagics(Magics):
     def repro_seed(self, line):
         """Seed Python, NumPy, TensorFlow, Keras, JAX and PyTorch; libraries not imported
         yet are seeded the moment they are. Returns a report of what was set."""
-        args = parse_argstring(self.repro_seed, line)
+        args = _arguments(self.repro_seed, line)
         seed = self.seed if args.seed is None else args.seed
         if seed is None:
             raise UsageError("no seed given or configured: use %repro_seed 42")
@@ -191,7 +199,7 @@ class ReproMagics(Magics):
         """Register MODEL's current state (every variable, and its compile settings)
         as the state each ``%%repro_fit`` starts from. Returns a description that holds
         no weights (``Out`` keeps it)."""
-        args = parse_argstring(self.repro_snapshot, line)
+        args = _arguments(self.repro_snapshot, line)
         model = self._user_variable(args.model)
         with _as_usage_error():
             return self.session.snapshot(model, args.name or args.model, variable=args.model).info()
@@ -212,7 +220,7 @@ class ReproMagics(Magics):
         the cell: the same inputs give the same weights, to the bit."""
         from .trials import trial_seeds
 
-        args = parse_argstring(self.repro_fit, line)
+        args = _arguments(self.repro_fit, line)
         trials = args.trials is not None or args.seeds is not None
         if args.metric and not trials:
             raise UsageError("--metric goes with --trials N or --seeds 1,2,3")
@@ -236,6 +244,7 @@ class ReproMagics(Magics):
                 if trials:
                     return self.session.trials(
                         model, run, seeds, metrics=lambda: {name: namespace.get(name) for name in args.metric},
+                        metric_names=args.metric,
                         progress=lambda text: print(text, flush=True), **options)
                 return self.session.fit(model, run, seed=args.seed, **options)
             except _BodyFailed as error:
@@ -267,17 +276,17 @@ class ReproMagics(Magics):
         metrics), coloured by verdict; ``--plot``: their loss curves."""
         from .ledger import history_frame
 
-        args = parse_argstring(self.repro_history, line)
+        args = _arguments(self.repro_history, line)
         if self.session.ledger is None:
             raise UsageError("no ledger: ReproMagics.store is empty; set it, e.g. %config ReproMagics.store = '.repro'")
-        records = self.session.ledger.records()
-        frame = history_frame(records, args.model, args.last)
-        if not args.plot:
-            return frame
         from .history import plot_runs
 
-        by_run = {r["run"]: r for r in records}
         with _as_usage_error():
+            records = self.session.ledger.records()
+            frame = history_frame(records, args.model, args.last)
+            if not args.plot:
+                return frame
+            by_run = {r["run"]: r for r in records}
             return plot_runs([by_run[run] for run in frame.index], args.metric)
 
     @line_magic

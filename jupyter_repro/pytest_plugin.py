@@ -49,7 +49,7 @@ def pytest_configure(config):
 
     try:
         overrides = tuple(Override.parse(text) for text in config.option.repro_set)
-        validate(config.option.repro_runs, config.option.repro_against, overrides)
+        validate(config.option.repro_runs, config.option.repro_against, overrides, config.option.repro_timeout)
     except ReproError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[_OVERRIDES] = overrides
@@ -89,12 +89,15 @@ class ReproNotebook(pytest.File):
     """A notebook: one item per ``%%repro_fit`` cell; run in fresh kernels once, on demand."""
 
     def collect(self):
-        import nbformat
+        from .check import BadNotebook, read_cells, read_notebook
 
-        from .check import read_cells
-
-        self.cells = read_cells(nbformat.read(self.path, as_version=4))
         self._check, self.failure_shown = None, False
+        try:
+            self.cells = read_cells(read_notebook(self.path), self.path.name)
+        except BadNotebook as error:  # one failing item saying why, not an interrupted collection
+            self.cells = []
+            yield UnreadableNotebook.from_parent(self, name="notebook", error=error)
+            return
         for cell in self.cells:
             if cell.is_fit:
                 yield FitCellItem.from_parent(self, name=f"repro_fit cell {cell.number}", cell=cell)
@@ -166,3 +169,21 @@ class FitCellItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.path.name} cell {self.cell.number}: {self.cell.headline}"
+
+
+class UnreadableNotebook(pytest.Item):
+    """A file collected as a notebook that cannot be read as one: fails with the one line
+    ``check.read_notebook`` gave; the other notebooks are collected and run."""
+
+    def __init__(self, *, error, **kwargs):
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self):
+        raise self.error
+
+    def repr_failure(self, excinfo, style=None):
+        return f"not compared: {self.error}"
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}: not a readable notebook"

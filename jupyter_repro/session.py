@@ -95,6 +95,8 @@ class Session:
         """
         from .snapshot import Snapshot, require_model, specs_nbytes, variable_specs
 
+        _require_name(name, "the snapshot's name")
+        _require_name(variable, "the model's variable name")
         require_model(model, repr(name or variable or "model"))
         keep = not self.store or specs_nbytes(variable_specs(model)) <= self.snapshot_memory_max_bytes
         snapshot = Snapshot.capture(model, name or variable or "model", keep=keep, digests=not self.store)
@@ -106,6 +108,7 @@ class Session:
 
     def snapshot_for(self, name: Optional[str] = None):
         """The snapshot called ``name`` (or taken of the variable ``name``); the only one if None."""
+        _require_name(name, "a snapshot's name")
         if not self.snapshots:
             raise ReproError("no snapshot registered: run %repro_snapshot MODEL after compiling it")
         if name is None:
@@ -376,14 +379,18 @@ class Session:
     # -- trials -------------------------------------------------------------------
     def trials(self, model, body: Callable[[], object], seeds: Sequence[int],
                metrics: Callable[[], Dict[str, object]] = dict, progress: Callable[[str], None] = print,
-               **fit_options):
+               metric_names: Sequence[str] = (), **fit_options):
         """Run the fit once per seed, each from the model's own initializers under that
         seed (the session seed's from the snapshot); a DataFrame per seed with mean, std,
         min and max. The model then holds the session seed's result (the last trial's if
-        the session seed is not among ``seeds``). ``metrics()`` gives the values to collect."""
+        the session seed is not among ``seeds``). ``metrics()`` gives the values to collect,
+        those of ``metric_names``: each must be set by the cell (``source=``) or be in
+        ``namespace=``, checked before any trial runs."""
         from .snapshot import assign_variables, read_variables
-        from .trials import initial_state, trial_row, trials_frame
+        from .trials import checked_seeds, initial_state, require_metrics, trial_row, trials_frame
 
+        seeds = checked_seeds(seeds)
+        require_metrics(metric_names, fit_options.get("source"), fit_options.get("namespace"))
         snapshot = fit_options.pop("snapshot", None) or self.snapshot_for(fit_options.get("label"))
         session_seed = self.seeder.seed
         rows, session_state = [], None
@@ -406,6 +413,11 @@ class Session:
         frame = trials_frame(rows)
         self._tell("trials_finished", frame, None)
         return frame
+
+
+def _require_name(name, what: str) -> None:
+    if name is not None and not isinstance(name, str):
+        raise ReproError(f"{what} must be a string, not {type(name).__name__} ({str(name)[:40]!r})")
 
 
 def _weak(obj):

@@ -69,8 +69,8 @@ class SnapshotStore:
         if not self.directory.is_dir():
             return []
         found = [m for path in self.directory.iterdir() if path.suffix in (SUFFIX, ".json")
-                 for m in [self._read(path)] if isinstance(m, dict) and m.get("name") == name]
-        return sorted(found, key=lambda m: m.get("created", 0))
+                 for m in [self._read(path)] if m is not None and m.get("name") == name]
+        return sorted(found, key=_created)
 
     def files(self) -> List[List[Path]]:
         """Every stored entry as the list of its files (a safetensors file; a legacy
@@ -93,8 +93,9 @@ class SnapshotStore:
                 manifest = json.loads(path.read_text())
         except (OSError, ValueError, CorruptSnapshot):
             return None
-        if isinstance(manifest, dict):
-            manifest["manifest"] = str(path)
+        if not isinstance(manifest, dict):  # JSON, but not a manifest
+            return None
+        manifest["manifest"] = str(path)
         return manifest
 
     def open(self, manifest: dict) -> TensorFile:
@@ -127,15 +128,28 @@ class SnapshotStore:
     def verify(self, manifest: dict) -> List[str]:
         """Check the stored bytes without copying them; the per-variable checksums."""
         if manifest.get("format") == LEGACY:
-            _load_legacy(self.directory, manifest)
-            return [None] * len(manifest["variables"])
+            return [None] * len(_load_legacy(self.directory, manifest))
         stored = self.open(manifest)
         stored.close()
         return [variable["xxh3"] for variable in stored.variables]
 
 
+def _created(manifest: dict) -> float:
+    created = manifest.get("created")
+    return float(created) if isinstance(created, (int, float)) and not isinstance(created, bool) else 0.0
+
+
 def _load_legacy(directory: Path, manifest: dict) -> List[np.ndarray]:
-    """Arrays of a jupyter-repro 0.1 snapshot (``.bin`` + ``.json``), after checking size and checksum."""
+    """Arrays of a jupyter-repro 0.1 snapshot (``.bin`` + ``.json``), after checking its
+    manifest, size and checksum."""
+    try:
+        return _read_legacy(directory, manifest)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a manifest edited or damaged
+        raise CorruptSnapshot(f"snapshot manifest {manifest.get('manifest')} is malformed ({type(error).__name__}); "
+                              "it was not loaded: run %repro_snapshot again") from None
+
+
+def _read_legacy(directory: Path, manifest: dict) -> List[np.ndarray]:
     from .tensors import numpy_dtype
 
     path = directory / manifest["data"]

@@ -123,6 +123,24 @@ def read_manifest(path: Path) -> dict:
         return _parse(path, handle, os.fstat(handle.fileno()).st_size)[0]
 
 
+#: the type of each field of a variable in the manifest
+_VARIABLE = {"path": str, "shape": list, "dtype": str, "tensor": str, "offset": int, "xxh3": str}
+
+
+def _malformed(variable) -> Optional[str]:
+    """What is wrong with one variable's entry in a manifest, or None."""
+    if not isinstance(variable, dict):
+        return f"a variable is {type(variable).__name__}, not an object"
+    for key, kind in _VARIABLE.items():
+        if not isinstance(variable.get(key), kind) or isinstance(variable.get(key), bool):
+            return f"variable {variable.get('path')!r} has no {kind.__name__} '{key}'"
+    if not all(type(d) is int and d >= 0 for d in variable["shape"]) or variable["offset"] < 0:
+        return f"variable {variable['path']!r} has a negative or non-integer shape or offset"
+    if len(variable["xxh3"]) != 32:
+        return f"variable {variable['path']!r} has a checksum that is not an XXH3-128"
+    return None
+
+
 def _parse(path, handle, size: int):
     """(manifest, data start) after checking the header against the manifest and the size.
     Reads through the file object (``os.pread`` does not exist on Windows)."""
@@ -141,6 +159,9 @@ def _parse(path, handle, size: int):
         manifest = json.loads(entries["__metadata__"][KEY])
         variables, nbytes = manifest["variables"], int(manifest["nbytes"])
         for variable in variables:
+            problem = _malformed(variable)
+            if problem:
+                raise corrupt(f"has a malformed manifest ({problem})")
             size_of = _nbytes(variable["shape"], variable["dtype"])
             code = CODES.get(variable["dtype"])
             expected = {"dtype": code or "U8", "shape": variable["shape"] if code else [size_of],

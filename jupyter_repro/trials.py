@@ -8,7 +8,7 @@ included. The registered snapshot stays the state for the session seed.
 from __future__ import annotations
 
 import numbers
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -32,6 +32,10 @@ def trial_seeds(session_seed: int, trials: int = None, seeds: str = None) -> Lis
         return [validate_seed(v) for v in values]
     if trials < 1:
         raise ReproError(f"--trials must be at least 1, got {trials}")
+    if session_seed is None:
+        raise ReproError("--trials N starts from the session seed, and there is none: run %repro_seed 42 first, "
+                         "or pass --seed 42")
+    validate_seed(session_seed + trials - 1)  # the last one first: refused before a long list is made
     return [validate_seed(session_seed + i) for i in range(trials)]
 
 
@@ -50,6 +54,31 @@ def initial_state(model, snapshot: Snapshot, seed: int) -> List[np.ndarray]:
         raise ModelError("a clone of the model does not have the snapshot's variables; "
                          "trials need a Sequential or functional model")
     return values
+
+
+def checked_seeds(seeds) -> List[int]:
+    """``seeds`` (``Session.trials``) as a list of distinct valid seeds, or ``ReproError``."""
+    from .seeding import validate_seed
+
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise ReproError(f"trials need a non-empty list of seeds, e.g. [1, 2, 3]; got {str(seeds)[:40]!r}")
+    values = [validate_seed(seed) for seed in seeds]
+    if len(set(values)) != len(values):
+        raise ReproError(f"trials need distinct seeds; got {values[:10]}")
+    return values
+
+
+def require_metrics(names: Sequence[str], source: Optional[str], namespace: Optional[dict]) -> None:
+    """Refuse, before any trial runs, a ``--metric`` that is not a name, or that the cell
+    never sets and the notebook does not have (found only after a first fit otherwise)."""
+    from .check import Cell
+
+    for name in names:
+        if not name.isidentifier():
+            raise ReproError(f"--metric {name!r}: give the name of a variable the cell sets, e.g. --metric test_rmse")
+        if source is not None and name not in (namespace or {}) and not Cell(0, source).assigns(name):
+            raise ReproError(f"--metric {name}: the cell never sets {name}, and the notebook has no {name}; "
+                             f"set it in the cell, e.g. {name} = ...")
 
 
 def trial_row(seed: int, metrics: Dict[str, float], user_values: Dict[str, object]) -> Dict[str, float]:

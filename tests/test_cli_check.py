@@ -107,6 +107,8 @@ def test_check_names_a_result_that_differs_and_inputs_that_differ(tmp_path):
 
 def test_check_usage_errors(tmp_path):
     done = cli("check", str(tmp_path / "missing.ipynb"))
-    assert done.returncode == 2 and "usage: jupyter-repro check NOTEBOOK" in done.stderr
+    assert done.returncode == 2 and done.stderr == f"jupyter-repro check: {tmp_path / 'missing.ipynb'}: no such file; give the path of an .ipynb\n"
+    done = cli("check")
+    assert done.returncode == 2 and "give one NOTEBOOK (none given); usage: jupyter-repro check NOTEBOOK" in done.stderr
     done = cli("check", notebook(tmp_path / "nb.ipynb", SETUP), "--against", "saved", "--set", "EPOCHS=2")
     assert done.returncode == 2 and "jupyter-repro check: --set changes the inputs" in done.stderr

@@ -153,6 +153,7 @@ def test_collects_one_item_per_fit_cell(pytester):
     (["--repro-set", "EPOCHS=two"], "the value must be a Python literal"),
     (["--repro-runs", "1"], "1 kernel run(s) cannot be compared with each other: give at least 2"),
     (["--repro-against", "saved", "--repro-set", "EPOCHS=2"], "--set changes the inputs"),
+    (["--repro-timeout", "0"], "--timeout must be at least 1 second, not 0"),
 ])
 def test_bad_options_are_refused_before_any_kernel_starts(pytester, options, message):
     result = pytester.runpytest(*PLUGIN, "--repro", *options)

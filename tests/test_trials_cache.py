@@ -72,9 +72,12 @@ def test_trial_and_cache_option_errors(shell, options, message):
     assert shell.run_cell("len(trained)").result == 0
 
 
-def test_undefined_metric(shell):
-    with pytest.raises(UsageError, match="--metric nope: the cell must set nope to a number .it is not defined."):
+def test_undefined_metric_is_refused_before_any_trial_trains(shell):
+    with pytest.raises(UsageError, match="--metric nope: the cell never sets nope, and the notebook has no nope"):
         shell.run_cell("%%repro_fit --trials 2 --metric nope\n" + FIT.format(callbacks=""))
+    assert shell.run_cell("len(trained)").result == 0
+    with pytest.raises(UsageError, match="--metric nope: the cell must set nope to a number .it is str."):
+        shell.run_cell("%%repro_fit --trials 2 --metric nope\n" + FIT.format(callbacks="") + "\nnope = 'x'")
 
 
 def test_cache_replays_the_same_variables_history_and_rmse_without_training(shell):

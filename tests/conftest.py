@@ -46,6 +46,14 @@ def pytest_collection_modifyitems(items):
     items.sort(key=rank)   # stable: the order within a module is kept
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The bad-input battery's example count (tests/test_bad_input.py), in every run's summary."""
+    for report in terminalreporter.getreports("passed"):
+        for name, value in getattr(report, "user_properties", ()):
+            if name == "battery":
+                terminalreporter.write_line(f"bad-input battery: {value}")
+
+
 @pytest.fixture
 def cmapss_dir():
     found = _cmapss_dir()

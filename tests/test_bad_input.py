@@ -6,7 +6,7 @@ truncated or bit-flipped ledger lines, stored tensor files and legacy manifests,
 fingerprints, and ``Session``'s public methods. The property each time: a one-line
 ``ReproError`` / ``UsageError`` / exit 2, or a correct result; never another exception,
 never a changed model, never a half-written file. ``EXAMPLES`` counts what ran; the
-last test prints it (``-s``, or read it under "Captured stdout" with ``-rA``).
+last test hands the count to pytest's summary at the end of every run (conftest.py).
 """
 import json
 import struct
@@ -529,8 +529,12 @@ def test_battery_session_with_a_model(keras_session, method, options):
         REFUSED["Session with a model"] += 1
 
 
-def test_battery_count():
-    """Prints how many examples each battery ran (run the module with -s to see it)."""
-    print("\nbad-input battery: " + ", ".join(f"{n} {name}" + (f" ({REFUSED[name]} refused)" if name in REFUSED else "")
-                                               for name, n in EXAMPLES.items())
-          + f"; {sum(EXAMPLES.values())} examples in all")
+def test_battery_count(record_property):
+    """How many examples each battery ran, for the run's summary (conftest.py prints it).
+    Run with the module's other tests (as pytest does): alone, no battery has run."""
+    if not EXAMPLES:
+        pytest.skip("no battery ran in this process (run the whole module)")
+    assert all(n >= 1 for n in EXAMPLES.values()) and set(REFUSED) <= set(EXAMPLES)
+    record_property("battery", ", ".join(f"{n} {name}" + (f" ({REFUSED[name]} refused)" if name in REFUSED else "")
+                                         for name, n in EXAMPLES.items())
+                    + f"; {sum(EXAMPLES.values())} examples in all")

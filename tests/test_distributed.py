@@ -89,7 +89,13 @@ def run_workers(*flags, deadline=240):
     return results
 
 
-def test_multi_worker_mirrored_strategy_identical_on_both_workers_and_across_runs():
+@pytest.fixture(scope="module")
+def plain_workers():
+    """The usual recipe on a two-worker cluster, which then tries Keras' own fit."""
+    return run_workers("--plain")
+
+
+def test_multi_worker_mirrored_strategy_identical_on_both_workers_and_across_runs(plain_workers):
     runs = [run_workers() for _ in range(2)]
     for workers in runs:
         assert [w["strategy"] for w in workers] == ["CollectiveAllReduceStrategy"] * 2
@@ -97,17 +103,15 @@ def test_multi_worker_mirrored_strategy_identical_on_both_workers_and_across_run
         fits = workers[0]["fits"]
         assert fits[1] == fits[3] != fits[2]                 # back-and-forth, alpha 0.4 twice
     assert runs[0][0]["fits"] == runs[1][0]["fits"]            # and across the two runs
-    plain = run_workers("--plain")                            # the twin: the plain recipe differs
-    assert plain[0]["fits"][1] != plain[0]["fits"][3]
+    assert plain_workers[0]["fits"][1] != plain_workers[0]["fits"][3]   # the twin: the plain recipe differs
 
 
-def test_keras_model_fit_under_multi_worker_mirrored_still_fails_upstream():
+def test_keras_model_fit_under_multi_worker_mirrored_still_fails_upstream(plain_workers):
     """keras-team/keras#20585, retested on the installed versions: Keras 3's own ``model.fit``
     cannot run under MultiWorkerMirroredStrategy (with or without this package), which is
     why the workers above train with a custom loop. When this test fails because fit
     trains, the limitation is gone: update docs/distributed.md and train with fit."""
-    workers = run_workers("--keras-fit")
-    assert [w["keras_fit"].split(" (")[0] for w in workers] == ["ValueError: Attempt to convert a value"] * 2
+    assert [w["keras_fit"].split(" (")[0] for w in plain_workers] == ["ValueError: Attempt to convert a value"] * 2
 
 
 PARAMETER_SERVER = '''

@@ -451,7 +451,7 @@ def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]
 
     result_only = False
     if reference.get("input_key") != fit.get("input_key"):
-        before, now = reference.get("inputs", {}), fit.get("inputs", {})
+        before, now = reference.get("inputs") or {}, fit.get("inputs") or {}   # saved as null: none known
         text = "inputs differ: " + ", ".join(describe(name) for name in sorted(set(before) | set(now))
                                              if before.get(name) != now.get(name))
     elif reference.get("result") != fit.get("result"):
@@ -461,7 +461,9 @@ def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]
         text += f"; not every input is known by content: {unknown}" if unknown else " with the same inputs"
     else:
         return None
-    changes = Environment(summary(fit.get("env", {}))).diff(summary(reference.get("env", {})))
+    if not reference.get("env") or not fit.get("env"):
+        return text + "; the environment of one of them is not known"
+    changes = Environment(summary(fit["env"])).diff(summary(reference["env"]))
     if changes:
         text += "; environment changed: " + "; ".join(f"{name} {before} → {now}" for name, now, before in changes)
     elif result_only and saved:

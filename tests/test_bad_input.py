@@ -538,3 +538,14 @@ def test_battery_count(record_property):
     record_property("battery", ", ".join(f"{n} {name}" + (f" ({REFUSED[name]} refused)" if name in REFUSED else "")
                                          for name, n in EXAMPLES.items())
                     + f"; {sum(EXAMPLES.values())} examples in all")
+
+
+def test_saved_fingerprints_with_null_parts_compare_as_unknown(tmp_path):
+    """Found by the battery (a random run): ``"env": null`` in saved fingerprints raised a
+    TypeError in the comparison; a part saved as null is one the notebook does not know."""
+    saved = {"input_key": "k", "inputs": None, "result": "r", "env": None}
+    fit = {"input_key": "k", "inputs": {"fit.x": "a"}, "result": "other", "env": {"keras": "3.15.1"}}
+    assert check_module.difference(saved, fit, saved=True) == (
+        "result differs (r vs other) with the same inputs; the environment of one of them is not known")
+    assert check_module.difference(saved, dict(fit, input_key="j"), saved=True) == (
+        "inputs differ: x of model.fit; the environment of one of them is not known")

@@ -53,6 +53,7 @@ class Session:
         self.snapshots: Dict[str, object] = {}
         self._saved: Dict[str, str] = {}  # snapshot name -> its file in the store, marked used by each fit
         self._compiled: Dict[int, tuple] = {}  # id(model) -> (model, optimizer, compile config, recipe), weakly
+        self._left: Dict[int, tuple] = {}  # id(model) -> (model weakly, digest of each variable as last left)
         if seed is not None:
             self.seed(seed, deterministic)
 
@@ -102,7 +103,20 @@ class Session:
         snapshot.status = self._persist(snapshot, model)
         self.snapshots[snapshot.name] = snapshot
         self._remember_compile(model, snapshot.recipe)
+        self._remember_left(model)
+        snapshot.state_digests = self._left_for(model)
         return snapshot
+
+    def _remember_left(self, model) -> None:
+        """What ``model``'s variables hold now, as a snapshot or a run left them: a later
+        difference was made by the notebook (``model_state.UserChanges``)."""
+        from .model_state import variable_digests
+
+        self._left[id(model)] = (_weak(model), variable_digests(model))
+
+    def _left_for(self, model):
+        known = self._left.get(id(model))
+        return known[1] if known is not None and known[0]() is model else None
 
     def snapshot_for(self, name: Optional[str] = None):
         """The snapshot called ``name`` (or taken of the variable ``name``); the only one if None."""
@@ -282,10 +296,11 @@ class Session:
             add_function(inputs, code, exclude)
         else:
             inputs.opaque["cell"] = "the code run is not known (pass a function to Session.fit)"
+        keep = self._users_state(model, snapshot, inputs, report, trial=state is not None)
         self._tell("run_started", report)
         try:
             started = time.perf_counter()
-            report.restored = snapshot.restore(model, state, recipe)  # checks first: raises before touching anything
+            report.restored = snapshot.restore(model, state, recipe, keep)  # checks first: raises before touching anything
             touch(self._saved.get(snapshot.name))  # in use: evicted last
             self._remember_compile(model, recipe)
             self.seeder.reseed(seed)
@@ -302,6 +317,7 @@ class Session:
                 finally:
                     report.seconds, report.success = time.perf_counter() - started, success
             report.fingerprint = model_fingerprint(model)
+            self._remember_left(model)
             report.metrics, report.history, report.parameters = calls.metrics, calls.epochs, calls.parameters
             if not calls.calls:  # a training loop of its own: what it read from disk counts too
                 try:
@@ -313,9 +329,34 @@ class Session:
             if ledger is not None:  # read after the fit: nothing extra is held while it trains
                 self._record(report, ledger, calls, replayer, model)
         except BaseException as error:  # the listeners hear of it, then it goes on as it was
+            self._remember_left(model)  # what a fit that did not finish changed is the fit's, not the user's
             self._tell("run_finished", report, error)
             raise
         self._tell("run_finished", report, None)
+
+    def _users_state(self, model, snapshot, inputs, report, trial: bool) -> frozenset:
+        """The model's state that is the notebook's, not the fit's (``model_state.py``):
+        its preprocessing layers' state, and the variables it changed since the last run;
+        each an input by content, never written by the restore. ``id`` of those variables."""
+        from .fingerprint import Unfingerprintable
+        from .model_state import UserChanges, preprocessing_fingerprint, preprocessing_variables
+
+        keep = preprocessing_variables(model)
+        try:
+            state = preprocessing_fingerprint(model)
+        except Unfingerprintable as error:
+            inputs.opaque["preprocessing"] = f"preprocessing: {error.reason}"
+        else:
+            if state is not None:
+                inputs.parts["preprocessing"] = state
+        if trial:  # a seed trial starts from its own state, whole
+            return keep
+        changes = UserChanges(model, self._left_for(model), getattr(snapshot, "state_digests", None))
+        if changes:
+            inputs.parts["user changes"] = changes.fingerprint()
+            report.notes.append(changes.note())
+            keep = keep | changes.ids()
+        return keep
 
     def _tell(self, event: str, *args) -> None:
         for listener in self.listeners:
@@ -403,6 +444,7 @@ class Session:
             raise
         if session_state is not None and seeds[-1] != session_seed:
             assign_variables(model, session_state)  # the model holds the session seed's result
+            self._remember_left(model)  # as a run left it: not a change of the notebook's
         frame = trials_frame(rows)
         self._tell("trials_finished", frame, None)
         return frame

@@ -402,6 +402,8 @@ class Session:
                         unstored = error
             same = verdict.earlier["run"] if verdict.earlier and verdict.status != "first" else None
             record.update(verdict=verdict.status, same_inputs_as=same)  # a first run's "earlier" had other inputs
+            if verdict.changed_inputs:
+                record["changed_since"] = {"run": verdict.earlier["run"], "inputs": verdict.changed_inputs}
             report.verdict = verdict
             verdict.record = ledger.append(self.signer.sign(record))
         except OSError as error:

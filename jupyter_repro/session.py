@@ -201,7 +201,12 @@ class Session:
 
         variables = model.variables
         read = snapshot.kept.__getitem__ if snapshot.kept is not None else (lambda i: host_view(variables[i]))
-        quota = DiskQuota(self.store, self.cache_max_bytes, keep=self._saved.values())  # in use: not evicted
+        try:
+            owner = self.signer.owner
+        except OSError:  # no key to be had: every installation's states are someone else's
+            owner = "?"
+        quota = DiskQuota(self.store, self.cache_max_bytes, keep=self._saved.values(),  # in use: not evicted
+                          owner=owner)  # nor another installation's states
         with quota.admit(snapshot.nbytes, f"snapshot '{snapshot.name}'"):
             manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, read)
             stored = TensorFile(manifest["manifest"]).trust()  # opened under the lock: no eviction in between

@@ -56,15 +56,16 @@ def _layer_state(layer) -> Dict[str, object]:
     own: Dict[str, object] = {}
     try:
         layer.save_own_variables(own)
-    except (NotImplementedError, AttributeError, ValueError) as error:
+    except (NotImplementedError, ValueError) as error:
         raise Unfingerprintable(f"layer {layer.name}'s state cannot be read ({error})") from error
     state["own"] = {key: np.asarray(value) for key, value in own.items()}
-    with tempfile.TemporaryDirectory(prefix="repro-assets-") as folder:
-        try:
-            layer.save_assets(folder)
-        except (NotImplementedError, AttributeError, ValueError) as error:
-            raise Unfingerprintable(f"layer {layer.name}'s assets cannot be read ({error})") from error
-        state["assets"] = {name: _read(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
+    if callable(getattr(layer, "save_assets", None)):  # only the layers that have assets define it
+        with tempfile.TemporaryDirectory(prefix="repro-assets-") as folder:
+            try:
+                layer.save_assets(folder)
+            except (NotImplementedError, ValueError) as error:
+                raise Unfingerprintable(f"layer {layer.name}'s assets cannot be read ({error})") from error
+            state["assets"] = {name: _read(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
     # what the layer computes with, derived by finalize_state (Normalization's mean, variance;
     # Discretization's bin_boundaries): normally equal to the variables, counted in case not
     tracked = {id(v) for v in layer.variables}

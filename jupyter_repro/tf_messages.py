@@ -45,32 +45,45 @@ class DescriptorFilter:
         self._saved: Optional[int] = None
         self._read: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
+        self._pipe: Optional[tuple] = None  # (inode, device) of the pipe put on ``fd``
         self.removed = 0  # lines dropped so far (TensorFlow logs this one once per process)
 
     @property
     def active(self) -> bool:
-        return self._thread is not None
+        """True while descriptor ``fd`` is still this filter's pipe (someone else, pytest's
+        capture for one, may have put another file there since)."""
+        return self._thread is not None and self._ours()
+
+    def _ours(self) -> bool:
+        try:
+            return (os.fstat(self.fd).st_ino, os.fstat(self.fd).st_dev) == self._pipe
+        except OSError:
+            return False
 
     def start(self) -> None:
-        if self.active or os.name != "posix":
+        if os.name != "posix" or self.active:
             return
+        self.stop()  # a filter whose descriptor was taken over meanwhile: let go of it
         saved = os.dup(self.fd)
         read, write = os.pipe()
         os.dup2(write, self.fd)
         os.close(write)
         self._saved, self._read = saved, read
+        self._pipe = (os.fstat(self.fd).st_ino, os.fstat(self.fd).st_dev)
         self._thread = threading.Thread(target=self._pump, name="jupyter-repro-stderr", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Descriptor ``fd`` as it was; what the pipe still holds is forwarded first."""
-        if not self.active:
+        """Descriptor ``fd`` as it was, where it is still ours (what the pipe holds is
+        forwarded first); another file put there since is left alone."""
+        if self._thread is None:
             return
-        os.dup2(self._saved, self.fd)  # the pipe's last write end closes: the reader sees its end
+        if self._ours():
+            os.dup2(self._saved, self.fd)  # the pipe's last write end closes: the reader sees its end
         self._thread.join(timeout=2)
         os.close(self._read)
         os.close(self._saved)
-        self._saved = self._read = self._thread = None
+        self._saved = self._read = self._thread = self._pipe = None
 
     def _pump(self) -> None:
         pending = b""

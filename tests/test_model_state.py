@@ -123,3 +123,20 @@ def test_tf_messages_removes_exactly_the_use_unbounded_threadpool_line(tmp_path)
     quiet.stop()
     os.close(fd)
     assert path.read_bytes() == b"".join(others) and quiet.removed == 2
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the filter works on POSIX descriptors only")
+def test_tf_messages_leaves_a_descriptor_someone_else_took_over(tmp_path):
+    from jupyter_repro.tf_messages import DescriptorFilter
+
+    fd = os.open(tmp_path / "first", os.O_WRONLY | os.O_CREAT)
+    quiet = DescriptorFilter(fd)
+    quiet.start()
+    other = os.open(tmp_path / "second", os.O_WRONLY | os.O_CREAT)
+    os.dup2(other, fd)                                # as pytest's capture does between tests
+    assert not quiet.active
+    quiet.stop()
+    os.write(fd, b"still to the second file\n")
+    assert (tmp_path / "second").read_bytes() == b"still to the second file\n"
+    for descriptor in (fd, other):
+        os.close(descriptor)

@@ -15,7 +15,8 @@ BatchNormalization's, Dropout's seed states). Two kinds of state are not the fit
 * **values the user wrote after the last run** (weights loaded into a layer): a variable
   whose bytes differ from what the snapshot or the model's last run left was changed by
   the notebook, not by a fit. It is kept (honoured as the run's start) and is an input,
-  by content; the report names it.
+  by content; the report names it. Where the optimizer took steps since (a ``model.fit``
+  outside ``%%repro_fit``), the changes are a fit's: everything is restored, with a note.
 """
 from __future__ import annotations
 
@@ -87,6 +88,14 @@ def _is_array(value) -> bool:
     module = type(value).__module__ or ""
     return module.startswith(("tensorflow", "jax", "jaxlib", "torch")) and hasattr(value, "shape") \
         and hasattr(value, "dtype") and not hasattr(value, "assign")
+
+
+def optimizer_steps(model):
+    """``(id of the optimizer, its step count)``: a fit outside the tool changes the count;
+    ``set_weights`` does not. None for an optimizer not built yet."""
+    optimizer = getattr(model, "optimizer", None)
+    iterations = getattr(optimizer, "iterations", None) if optimizer is not None and optimizer.built else None
+    return None if iterations is None else (id(optimizer), int(np.asarray(host_view(iterations))))
 
 
 def variable_digests(model) -> List[str]:

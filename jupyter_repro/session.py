@@ -110,13 +110,21 @@ class Session:
     def _remember_left(self, model) -> None:
         """What ``model``'s variables hold now, as a snapshot or a run left them: a later
         difference was made by the notebook (``model_state.UserChanges``)."""
-        from .model_state import variable_digests
+        from .model_state import optimizer_steps, variable_digests
 
-        self._left[id(model)] = (_weak(model), variable_digests(model))
+        self._left[id(model)] = (_weak(model), variable_digests(model), optimizer_steps(model))
 
     def _left_for(self, model):
         known = self._left.get(id(model))
         return known[1] if known is not None and known[0]() is model else None
+
+    def _trained_since(self, model) -> bool:
+        """True when ``model``'s optimizer took steps since the snapshot or its last run:
+        trained outside ``%%repro_fit`` (then its weights are the fit's, not the notebook's)."""
+        from .model_state import optimizer_steps
+
+        known, now = self._left.get(id(model)), optimizer_steps(model)
+        return known is not None and known[0]() is model and now is not None and now != known[2]
 
     def snapshot_for(self, name: Optional[str] = None):
         """The snapshot called ``name`` (or taken of the variable ``name``); the only one if None."""
@@ -355,6 +363,10 @@ class Session:
             if state is not None:
                 inputs.parts["preprocessing"] = state
         if trial:  # a seed trial starts from its own state, whole
+            return keep
+        if self._trained_since(model):  # a model.fit outside %%repro_fit: its changes are a fit's
+            report.notes.append("the model was trained outside %%repro_fit since the last run: every variable "
+                                "was restored from the snapshot")
             return keep
         changes = UserChanges(model, self._left_for(model), getattr(snapshot, "state_digests", None))
         if changes:

@@ -140,3 +140,20 @@ def test_tf_messages_leaves_a_descriptor_someone_else_took_over(tmp_path):
     assert (tmp_path / "second").read_bytes() == b"still to the second file\n"
     for descriptor in (fd, other):
         os.close(descriptor)
+
+
+def test_weights_set_after_a_run_are_kept_and_a_plain_fit_is_reverted(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    session = Session(seed=42, store=str(tmp_path / "store"), signer=Signer(tmp_path / "key"))
+    session.snapshot(model)
+    first = session.fit(model, lambda: model.fit(X, Y, epochs=1, verbose=0))
+    loaded = [w * 2 for w in model.layers[0].get_weights()]
+    model.layers[0].set_weights(loaded)
+    kept = session.fit(model, lambda: None)                          # no fit: the model as it starts
+    assert all(np.array_equal(a, b) for a, b in zip(loaded, model.layers[0].get_weights()))
+    assert "user changes" in kept.inputs.parts and any("kept as the notebook set them" in n for n in kept.notes)
+    model.fit(X, Y, epochs=1, verbose=0)                             # trained outside the tool
+    reverted = session.fit(model, lambda: model.fit(X, Y, epochs=1, verbose=0))
+    assert "user changes" not in reverted.inputs.parts and reverted.fingerprint == first.fingerprint
+    assert any("trained outside %%repro_fit" in n for n in reverted.notes)

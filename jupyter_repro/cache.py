@@ -61,8 +61,9 @@ class StateCache:
         from .signing import Signer
 
         self.store = SnapshotStore(directory, "states")
-        self.quota = DiskQuota(directory, max_bytes, keep=keep)  # keep: snapshot files in use
         self.signer = signer or Signer()
+        # keep: snapshot files in use; owner: another installation's states are never evicted
+        self.quota = DiskQuota(directory, max_bytes, keep=keep, owner=self.signer.owner)
 
     def save(self, result: str, model, history, key: str) -> dict:
         """Store the model's final variables, its optimizer's, and the History of the run
@@ -82,11 +83,20 @@ class StateCache:
                  "params": {k: v for k, v in (history.params or {}).items() if isinstance(v, (int, float, str))},
                  "epoch": list(getattr(history, "epoch", []))}
         with self.quota.admit(specs_nbytes(specs), "the result's state"):
-            return self.store.save(_name(key), result, specs, lambda i: host_view(variables[i]),
+            return self.store.save(_name(key, self.signer.owner), result, specs, lambda i: host_view(variables[i]),
                                    extra, sign=self.signer.sign)
 
     def find(self, result: str, key: str) -> Optional[dict]:
-        return self.store.find(_name(key), result)
+        """This installation's state for ``key`` and ``result``, else one stored before
+        states were filed by installation, else another installation's (never trusted:
+        ``trusted`` says so, and the report that it was not signed here), or None."""
+        found = self.store.find(_name(key, self.signer.owner), result) or self.store.find(_name(key), result)
+        if found is None:
+            for path in sorted(self.store.directory.glob(f"{_name(key)}-*-{result[:16]}.safetensors")):
+                found = self.store.find(path.name[:-len("-" + result[:16] + ".safetensors")], result)
+                if found is not None:
+                    break
+        return found
 
     def open(self, manifest: dict):
         """The stored file, mapped and verified (``CorruptSnapshot`` if not): everything a
@@ -127,8 +137,10 @@ class StateCache:
         return history
 
 
-def _name(key: str) -> str:
-    return f"state-{key[:16]}"
+def _name(key: str, owner: Optional[str] = None) -> str:
+    """``state-KEY-OWNER``: each installation's states under their own names, so one
+    sharing the folder never replaces or re-signs ours (``state-KEY``: before 0.4)."""
+    return f"state-{key[:16]}-{owner}" if owner else f"state-{key[:16]}"
 
 
 class Replayer:

@@ -370,6 +370,11 @@ class _Walker:
         if _is_keras_callback(value):
             attributes.pop("model", None)  # set by fit; the model is the run's own
             attributes.pop("_model", None)
+            for name in fit_attributes(kind):  # what Keras writes into its own callbacks while fitting
+                attributes.pop(name, None)
+            if isinstance(attributes.get("min_delta"), (int, float)) and is_library_module(kind.__module__):
+                # given as a size; Keras's MonitorCallback negates it at the first fit for a "min" monitor
+                attributes["min_delta"] = abs(attributes["min_delta"])
         self.feed(attributes)
 
 
@@ -426,6 +431,41 @@ def _is_tf_function(value) -> bool:
 def _is_keras_callback(value) -> bool:
     keras = sys.modules.get("keras")
     return keras is not None and isinstance(value, keras.callbacks.Callback)
+
+
+@functools.lru_cache(maxsize=None)
+def fit_attributes(kind: type) -> frozenset:
+    """The attributes a Keras callback class writes outside ``__init__`` (``set_params``,
+    ``on_train_begin``, ``on_epoch_end``...): the fit's state (``params``, ``best``,
+    ``wait``, ``best_weights``...), which ``on_train_begin`` sets afresh, not what the user
+    configured. A constructor's parameter is configuration even where a fit rewrites it
+    (``min_delta``). Only the library's own classes: a user's callback counts whole (what
+    it keeps from one fit to the next may change the next)."""
+    import ast
+    import inspect
+    import textwrap
+
+    names, parameters = set(), set()
+    for cls in kind.__mro__:
+        if cls is object or not is_library_module(cls.__module__):
+            continue
+        if "__init__" in cls.__dict__:
+            try:
+                parameters |= set(inspect.signature(cls.__init__).parameters)
+            except (TypeError, ValueError):
+                pass
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for method in ast.walk(tree):
+            if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or method.name == "__init__":
+                continue
+            for node in ast.walk(method):
+                if (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+                        and isinstance(node.value, ast.Name) and node.value.id == "self"):
+                    names.add(node.attr)
+    return frozenset(names - parameters)
 
 
 def _library_global(value) -> bool:

@@ -23,14 +23,18 @@ def seed_numpy(np, seed: int, deterministic: bool) -> str:
 
 
 def seed_tensorflow(tf, seed: int, deterministic: bool) -> str:
+    from . import tf_messages
+
     tf.random.set_seed(seed)
     if not deterministic:
         # TensorFlow exports only enable_op_determinism; its counterpart lives beside it.
         from tensorflow.python.framework import config as tf_config
 
         tf_config.disable_op_determinism()
+        tf_messages.restore()
         return "seeded; op determinism off"
     tf.config.experimental.enable_op_determinism()
+    tf_messages.quiet()  # the use_unbounded_threadpool line op determinism makes TensorFlow log
     return "seeded; op determinism on"
 
 

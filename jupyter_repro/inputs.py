@@ -95,13 +95,19 @@ def _label(name: str) -> str:
 
 
 def changed(parts: Dict[str, str], earlier: Dict[str, str]) -> List[str]:
-    """The names of the parts that differ (or exist on one side only), readable."""
-    return [_label(name) for name in sorted(set(parts) | set(earlier)) if parts.get(name) != earlier.get(name)]
+    """The names of the parts whose values differ, readable, all of them. A notebook
+    value only one of the two cells read is no changed value (the cell that reads it
+    differs, and is named); any other part on one side only is (a layout, preprocessing)."""
+    return [_label(name) for name in sorted(set(parts) | set(earlier))
+            if parts.get(name) != earlier.get(name)
+            and not (name.startswith("global ") and (name not in parts or name not in earlier))]
 
 
 _PART_WORDS = {"snapshot": "the initial state (snapshot)", "seed": "the seed", "cell": "the fit cell's code",
                "files": "the files read", "architecture": "the architecture", "compile": "the compile settings",
-               "arguments": "the other arguments (epochs, batch_size...)"}
+               "arguments": "the other arguments (epochs, batch_size...)",
+               "preprocessing": "the preprocessing layers' state (adapt)",
+               "user changes": "the variables set by the notebook after the last run"}
 
 
 def describe(name: str) -> str:

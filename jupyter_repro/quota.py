@@ -24,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 from .errors import ReproError
 
@@ -77,8 +77,11 @@ class Entry:
 
 
 class DiskQuota:
-    def __init__(self, directory: os.PathLike, max_bytes: int, timeout: float = 60.0, keep: Sequence = ()):
+    def __init__(self, directory: os.PathLike, max_bytes: int, timeout: float = 60.0, keep: Sequence = (),
+                 owner: Optional[str] = None):
         self.directory = Path(directory)
+        #: this installation's tag (``Signer.owner``): states filed under another's are never evicted
+        self.owner = owner
         self.max_bytes = validate_cap(max_bytes)
         self.timeout = timeout  # seconds to wait for another kernel's write
         #: files never evicted by this quota: the snapshots this session restores from
@@ -123,7 +126,7 @@ class DiskQuota:
             self.evict(room=nbytes)
             if self.usage() + nbytes > self.max_bytes:  # what is left is in use, here or (Windows) elsewhere
                 raise OverCap(f"{what} was not stored: the store's cap ({size_text(self.max_bytes)}, "
-                              "ReproMagics.cache_max_bytes) is taken by snapshots in use")
+                              "ReproMagics.cache_max_bytes) is taken by snapshots in use and other installations' states")
             try:
                 yield
             except BaseException:
@@ -163,13 +166,20 @@ class DiskQuota:
         for entry in entries:
             if total + room <= self.max_bytes:
                 break
-            if keep.intersection(entry.files):
+            if keep.intersection(entry.files) or self._foreign(entry):
                 continue
             # the manifest (.json) first: an entry without one is never used
             if all([_remove(path) for path in sorted(entry.files, key=lambda p: p.suffix != ".json")]):
                 total -= entry.size
                 removed.append(entry.stem.name)
         return removed
+
+    def _foreign(self, entry: Entry) -> bool:
+        """A state another installation stored (``state-KEY-OWNER-RESULT``): its to evict."""
+        if self.owner is None or entry.stem.parent.name != "states":
+            return False
+        parts = entry.stem.name.split("-")
+        return len(parts) == 4 and parts[0] == "state" and parts[2] != self.owner
 
     def _names(self) -> set:
         names = set()

@@ -175,10 +175,14 @@ class Seeder:
         return _Pause(self)
 
     def close(self) -> None:
-        """Remove the import hook; seeds already applied stay applied."""
+        """Remove the import hook and the stderr filter (``tf_messages.py``); seeds already
+        applied stay applied."""
+        from . import tf_messages
+
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+        tf_messages.restore()
 
     @property
     def hook_armed(self) -> bool:

@@ -53,6 +53,7 @@ class Session:
         self.snapshots: Dict[str, object] = {}
         self._saved: Dict[str, str] = {}  # snapshot name -> its file in the store, marked used by each fit
         self._compiled: Dict[int, tuple] = {}  # id(model) -> (model, optimizer, compile config, recipe), weakly
+        self._left: Dict[int, tuple] = {}  # id(model) -> (model weakly, digest of each variable as last left)
         if seed is not None:
             self.seed(seed, deterministic)
 
@@ -104,7 +105,28 @@ class Session:
         snapshot.status = self._persist(snapshot, model)
         self.snapshots[snapshot.name] = snapshot
         self._remember_compile(model, snapshot.recipe)
+        self._remember_left(model)
+        snapshot.state_digests = self._left_for(model)
         return snapshot
+
+    def _remember_left(self, model) -> None:
+        """What ``model``'s variables hold now, as a snapshot or a run left them: a later
+        difference was made by the notebook (``model_state.UserChanges``)."""
+        from .model_state import optimizer_steps, variable_digests
+
+        self._left[id(model)] = (_weak(model), variable_digests(model), optimizer_steps(model))
+
+    def _left_for(self, model):
+        known = self._left.get(id(model))
+        return known[1] if known is not None and known[0]() is model else None
+
+    def _trained_since(self, model) -> bool:
+        """True when ``model``'s optimizer took steps since the snapshot or its last run:
+        trained outside ``%%repro_fit`` (then its weights are the fit's, not the notebook's)."""
+        from .model_state import optimizer_steps
+
+        known, now = self._left.get(id(model)), optimizer_steps(model)
+        return known is not None and known[0]() is model and now is not None and now != known[2]
 
     def snapshot_for(self, name: Optional[str] = None):
         """The snapshot called ``name`` (or taken of the variable ``name``); the only one if None."""
@@ -190,7 +212,12 @@ class Session:
 
         variables = model.variables
         read = snapshot.kept.__getitem__ if snapshot.kept is not None else (lambda i: host_view(variables[i]))
-        quota = DiskQuota(self.store, self.cache_max_bytes, keep=self._saved.values())  # in use: not evicted
+        try:
+            owner = self.signer.owner
+        except OSError:  # no key to be had: every installation's states are someone else's
+            owner = "?"
+        quota = DiskQuota(self.store, self.cache_max_bytes, keep=self._saved.values(),  # in use: not evicted
+                          owner=owner)  # nor another installation's states
         with quota.admit(snapshot.nbytes, f"snapshot '{snapshot.name}'"):
             manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, read)
             stored = TensorFile(manifest["manifest"]).trust()  # opened under the lock: no eviction in between
@@ -285,10 +312,11 @@ class Session:
             add_function(inputs, code, exclude)
         else:
             inputs.opaque["cell"] = "the code run is not known (pass a function to Session.fit)"
+        keep = self._users_state(model, snapshot, inputs, report, trial=state is not None)
         self._tell("run_started", report)
         try:
             started = time.perf_counter()
-            report.restored = snapshot.restore(model, state, recipe)  # checks first: raises before touching anything
+            report.restored = snapshot.restore(model, state, recipe, keep)  # checks first: raises before touching anything
             touch(self._saved.get(snapshot.name))  # in use: evicted last
             self._remember_compile(model, recipe)
             self.seeder.reseed(seed)
@@ -305,6 +333,7 @@ class Session:
                 finally:
                     report.seconds, report.success = time.perf_counter() - started, success
             report.fingerprint = model_fingerprint(model)
+            self._remember_left(model)
             report.metrics, report.history, report.parameters = calls.metrics, calls.epochs, calls.parameters
             if not calls.calls:  # a training loop of its own: what it read from disk counts too
                 try:
@@ -316,9 +345,38 @@ class Session:
             if ledger is not None:  # read after the fit: nothing extra is held while it trains
                 self._record(report, ledger, calls, replayer, model)
         except BaseException as error:  # the listeners hear of it, then it goes on as it was
+            self._remember_left(model)  # what a fit that did not finish changed is the fit's, not the user's
             self._tell("run_finished", report, error)
             raise
         self._tell("run_finished", report, None)
+
+    def _users_state(self, model, snapshot, inputs, report, trial: bool) -> frozenset:
+        """The model's state that is the notebook's, not the fit's (``model_state.py``):
+        its preprocessing layers' state, and the variables it changed since the last run;
+        each an input by content, never written by the restore. ``id`` of those variables."""
+        from .fingerprint import Unfingerprintable
+        from .model_state import UserChanges, preprocessing_fingerprint, preprocessing_variables
+
+        keep = preprocessing_variables(model)
+        try:
+            state = preprocessing_fingerprint(model)
+        except Unfingerprintable as error:
+            inputs.opaque["preprocessing"] = f"preprocessing: {error.reason}"
+        else:
+            if state is not None:
+                inputs.parts["preprocessing"] = state
+        if trial:  # a seed trial starts from its own state, whole
+            return keep
+        if self._trained_since(model):  # a model.fit outside %%repro_fit: its changes are a fit's
+            report.notes.append("the model was trained outside %%repro_fit since the last run: every variable "
+                                "was restored from the snapshot")
+            return keep
+        changes = UserChanges(model, self._left_for(model), getattr(snapshot, "state_digests", None))
+        if changes:
+            inputs.parts["user changes"] = changes.fingerprint()
+            report.notes.append(changes.note())
+            keep = keep | changes.ids()
+        return keep
 
     def _tell(self, event: str, *args) -> None:
         for listener in self.listeners:
@@ -364,6 +422,8 @@ class Session:
                         unstored = error
             same = verdict.earlier["run"] if verdict.earlier and verdict.status != "first" else None
             record.update(verdict=verdict.status, same_inputs_as=same)  # a first run's "earlier" had other inputs
+            if verdict.changed_inputs:
+                record["changed_since"] = {"run": verdict.earlier["run"], "inputs": verdict.changed_inputs}
             report.verdict = verdict
             verdict.record = ledger.append(self.signer.sign(record))
         except OSError as error:
@@ -410,6 +470,7 @@ class Session:
             raise
         if session_state is not None and seeds[-1] != session_seed:
             assign_variables(model, session_state)  # the model holds the session seed's result
+            self._remember_left(model)  # as a run left it: not a change of the notebook's
         frame = trials_frame(rows)
         self._tell("trials_finished", frame, None)
         return frame

@@ -64,6 +64,12 @@ class Signer:
                           "to make a new one (earlier cached states will then be trained anew)")
         return key
 
+    @property
+    def owner(self) -> str:
+        """A public tag of this installation (derived from its key, revealing nothing of it):
+        the cache files its states under it, so another installation's never replace them."""
+        return hmac.new(self.key, b"jupyter-repro installation", hashlib.sha256).hexdigest()[:12]
+
     def signature(self, record: dict) -> str:
         payload = json.dumps({k: v for k, v in record.items() if k not in _UNSIGNED},
                              sort_keys=True, ensure_ascii=False).encode()

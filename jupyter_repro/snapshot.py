@@ -93,14 +93,19 @@ class Restored:
     assigned: int = 0
     unchanged: int = 0
     bytes_assigned: int = 0
+    kept: int = 0  # the user's (preprocessing state, values set after the last run): not written
 
 
-def put_variables(variables, read, digests=None, fixed=frozenset(), release=None) -> Restored:
+def put_variables(variables, read, digests=None, fixed=frozenset(), release=None, keep=frozenset()) -> Restored:
     """Assign ``read(i)`` to each variable. One in ``fixed`` (by ``id``: variables a fit
     cannot change by itself) whose bytes still have checksum ``digests[i]`` is left
-    alone: a frozen backbone is read, not rewritten. ``release(i)`` after each write."""
+    alone: a frozen backbone is read, not rewritten. One in ``keep`` (by ``id``: the
+    user's, ``model_state.py``) is never written. ``release(i)`` after each write."""
     done = Restored()
     for i, variable in enumerate(variables):
+        if id(variable) in keep:
+            done.kept += 1
+            continue
         digest = digests[i] if digests else None
         if digest is not None and id(variable) in fixed and bytes_digest(host_view(variable)) == digest:
             done.unchanged += 1
@@ -236,6 +241,7 @@ class Snapshot:
     kept: Optional[List[np.ndarray]] = field(default=None, repr=False)  # the copy in memory, if kept
     file: Optional[object] = field(default=None, repr=False)  # tensorfile.TensorFile, if stored
     processes: int = 1  # how many processes trained together when it was taken
+    state_digests: Optional[List[str]] = field(default=None, repr=False)  # of every variable, set by Session
 
     @classmethod
     def capture(cls, model, name: str, keep: bool = True, digests: bool = True) -> "Snapshot":
@@ -320,11 +326,11 @@ class Snapshot:
             self.file.check()
 
     def restore(self, model, values: Optional[List[np.ndarray]] = None,
-                recipe: Optional[CompileRecipe] = None) -> Restored:
+                recipe: Optional[CompileRecipe] = None, keep: frozenset = frozenset()) -> Restored:
         """Recompile with a new optimizer (from ``recipe``, by default the snapshot's)
         and put every variable back (from the snapshot, or from ``values`` of the same
         shapes, e.g. a seed trial's state). Non-trainable variables still holding the
-        snapshot's bytes are left as they are.
+        snapshot's bytes are left as they are; those in ``keep`` (by ``id``) are not written.
 
         Everything that can fail (structure check, the stored file's integrity, optimizer
         construction) runs before the model is touched.
@@ -338,12 +344,13 @@ class Snapshot:
             optimizer = recipe.new_optimizer()
             model.compile(**dict(recipe.compile_kwargs, optimizer=optimizer))
             if values is not None:
-                done = put_variables(model.variables, values.__getitem__)
+                done = put_variables(model.variables, values.__getitem__, keep=keep)
             elif self.kept is not None:
-                done = put_variables(model.variables, self.kept.__getitem__, self.digests, fixed_variables(model))
+                done = put_variables(model.variables, self.kept.__getitem__, self.digests, fixed_variables(model),
+                                     keep=keep)
             else:
                 done = put_variables(model.variables, self.file.array, self.digests, fixed_variables(model),
-                                     release=self.file.release)
+                                     release=self.file.release, keep=keep)
         model.reset_metrics()
         _reset_metric_objects(recipe.compile_kwargs)
         return done

@@ -61,8 +61,9 @@ class Verdict:
         if self.status == "first":
             text = f"{run}: first run with these inputs"
             if self.changed_inputs:
-                text += f" (changed since run #{self.earlier['run']}: {', '.join(self.changed_inputs[:6])}" + \
-                    (", ..." if len(self.changed_inputs) > 6 else "") + ")"
+                names, more = self.changed_inputs[:8], len(self.changed_inputs) - 8
+                text += (f" (changed since run #{self.earlier['run']}: {', '.join(names)}"
+                         + (f" and {more} more, all in the ledger" if more > 0 else "") + ")")
             return text
         if self.status == "cached":
             return (f"{run}: result from run #{self.earlier['run']} ({_when(self.earlier)}), restored "

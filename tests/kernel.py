@@ -26,11 +26,14 @@ class Kernel:
         self.cwd = cwd or tempfile.mkdtemp(prefix="repro-kernel-")  # its .repro/ goes here
         self.manager = KernelManager(kernel_name=kernel_name,
                                      **({"kernel_spec_manager": spec_manager} if spec_manager else {}))
-        kernel_env = dict(os.environ, **QUIET_TF, **(env or {}))
+        # env overrides QUIET_TF; a name given None is left out (PYTEST_CURRENT_TEST: ipykernel then
+        # forwards what C++ writes to descriptor 2 as the notebook shows it, not to this terminal)
+        kernel_env = {k: v for k, v in {**os.environ, **QUIET_TF, **(env or {})}.items() if v is not None}
         self.manager.start_kernel(env=kernel_env, extra_arguments=list(extra_arguments), cwd=self.cwd)
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=120)
+        self.stderr = []  # every stderr stream message, C++ logs included (fd 2 is forwarded by ipykernel)
 
     def run(self, code: str, timeout: float = 300) -> str:
         """Execute ``code`` as one cell; stdout text, or ``KernelError`` on error."""
@@ -40,6 +43,8 @@ class Kernel:
             kind, content = msg["msg_type"], msg["content"]
             if kind == "stream" and content["name"] == "stdout":
                 out.append(content["text"])
+            elif kind == "stream" and content["name"] == "stderr":
+                self.stderr.append(content["text"])
             elif kind == "execute_result":
                 out.append(content["data"].get("text/plain", "") + "\n")
             elif kind == "error":

@@ -104,7 +104,7 @@ def test_the_snapshot_in_use_is_not_evicted_to_make_room_for_a_state(shell):
     magics(shell).cache_max_bytes = snapshot + MODEL_BYTES * 2   # a state (3x the model) fits only without it
     report = fit(shell, "--cache")
     assert [note for note in report.notes if note.startswith("cache: the result's state was not stored: the store's "
-            "cap (") and note.endswith(", ReproMagics.cache_max_bytes) is taken by snapshots in use")]
+            "cap (") and note.endswith(", ReproMagics.cache_max_bytes) is taken by snapshots in use and other installations' states")]
     assert files_under(os.path.join(store, "snapshots")) == snapshots and not files_under(os.path.join(store, "states"))
     assert fit(shell).verdict.status == "identical"                    # restored from the kept snapshot
 

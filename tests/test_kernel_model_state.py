@@ -194,3 +194,37 @@ def test_fd001_fit_with_op_determinism_adds_no_tensorflow_error_line(kernel, cma
     # the twin: the line was written, and removed (TensorFlow logs it once per process, so an
     # unfiltered second fit cannot show it again)
     assert kernel.value("__import__('jupyter_repro.tf_messages').tf_messages.removed()") >= 1
+
+
+TWO = '''import numpy as np, keras
+rng = np.random.default_rng(0)
+X = rng.normal(size=(32, 4)).astype("float32"); y = X.sum(1)
+shared = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+shared.compile(optimizer="adam", loss="mse")'''
+TWO_FIT = "%%repro_fit --cache shared\nhistory = shared.fit(X, y, epochs=1, batch_size=8, verbose=0)"
+
+
+def test_two_installations_alternating_in_one_folder_each_replay_their_own(tmp_path):
+    """Two kernels of two installations (each its own Jupyter data dir, so its own signing
+    key) in one folder, alternating --cache fits of the same notebook: each trains once
+    (the other's state is not signed by it), then replays its own."""
+    kernels = [Kernel(cwd=str(tmp_path), env={"JUPYTER_DATA_DIR": str(tmp_path / f"data-{who}")})
+               for who in ("ours", "colleague")]
+    try:
+        for kernel in kernels:
+            kernel.run("%load_ext jupyter_repro\n%repro_seed 42")
+            kernel.run(STATE_HASH + TWO)
+            kernel.run("%repro_snapshot shared")
+        outs, states = [], []
+        for kernel in kernels + kernels:                      # ours, colleague, ours, colleague
+            outs.append(kernel.run(TWO_FIT))
+            states.append(kernel.value("state_hash(shared)"))
+    finally:
+        for kernel in kernels:
+            kernel.close()
+    ours, colleague, ours_again, colleague_again = outs
+    assert "restored from the cache" not in ours and "restored from the cache" not in colleague, outs
+    assert "not signed by this installation" in colleague, colleague    # it trains, rightly
+    assert "restored from the cache" in ours_again and "restored from the cache" in colleague_again, outs
+    assert len(set(states)) == 1                                         # one seed, one result: the same bytes
+    assert "DIFFERS" not in "".join(outs)

@@ -63,7 +63,11 @@ class StateCache:
         self.store = SnapshotStore(directory, "states")
         self.signer = signer or Signer()
         # keep: snapshot files in use; owner: another installation's states are never evicted
-        self.quota = DiskQuota(directory, max_bytes, keep=keep, owner=self.signer.owner)
+        try:
+            owner = self.signer.owner
+        except OSError:  # an unreadable key: the Replayer says so and trains; nothing is stored
+            owner = None
+        self.quota = DiskQuota(directory, max_bytes, keep=keep, owner=owner)
 
     def save(self, result: str, model, history, key: str) -> dict:
         """Store the model's final variables, its optimizer's, and the History of the run
@@ -157,6 +161,11 @@ class Replayer:
         from .store import CorruptSnapshot
 
         self.refused = self._refusal(arguments, observable)
+        if not self.refused:
+            try:
+                self.cache.signer.owner
+            except OSError as error:  # the signing key cannot be read: nothing can be trusted or filed
+                self.refused = str(error)
         if self.refused:
             self.note = f"cache not used: {self.refused}; trained instead"
             return None

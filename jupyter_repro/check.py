@@ -62,6 +62,8 @@ def read_notebook(path) -> "nbformat.NotebookNode":
         data = json.loads(text)
     except ValueError as error:  # UnicodeDecodeError and JSONDecodeError both are
         raise BadNotebook(f"{path} is not a notebook: not JSON text ({_first_line(error)})") from None
+    except RecursionError:
+        raise BadNotebook(f"{path} is not a notebook: its JSON nests deeper than Python reads") from None
     if not isinstance(data, dict):
         raise BadNotebook(f"{path} is not a notebook: its JSON is {type(data).__name__}, not an object")
     major, minor = data.get("nbformat"), data.get("nbformat_minor", 0)
@@ -76,7 +78,8 @@ def read_notebook(path) -> "nbformat.NotebookNode":
         _validate(path, data, major, minor)
     try:
         notebook = nbformat.convert(nbformat.reader.reads(json.dumps(data)), 4)
-    except (TypeError, KeyError, AttributeError, ValueError, IndexError) as error:  # an old format's converter
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError,  # an old format's converter
+            nbformat.ValidationError) as error:                          # (it validates as it goes)
         raise BadNotebook(f"{path} is a notebook of nbformat {major} that cannot be converted to version 4 "
                           f"({type(error).__name__}: {_first_line(error)}); save it again from Jupyter") from None
     _validate(path, notebook, 4, notebook.get("nbformat_minor", 0))

@@ -370,15 +370,27 @@ class _Walker:
         if _is_keras_callback(value):
             attributes.pop("model", None)  # set by fit; the model is the run's own
             attributes.pop("_model", None)
-            for name in fit_attributes(kind):  # what Keras writes into its own callbacks while fitting
-                attributes.pop(name, None)
-            if isinstance(attributes.get("min_delta"), (int, float)) and is_library_module(kind.__module__):
-                # given as a size; Keras's MonitorCallback negates it at the first fit for a "min" monitor
-                attributes["min_delta"] = abs(attributes["min_delta"])
+            if is_library_module(kind.__module__):  # a user's subclass counts whole
+                for name in fit_attributes(kind):  # what Keras writes into its own callbacks while fitting
+                    attributes.pop(name, None)
+                _min_delta_as_given(value, attributes)
         self.feed(attributes)
 
 
 # -- helpers ----------------------------------------------------------------------
+def _min_delta_as_given(callback, attributes) -> None:
+    """``min_delta`` by its size, as given: Keras's MonitorCallback stores ``abs(min_delta)``
+    and negates it at the first fit for a "min" monitor (``monitor_op`` less). Only a sign
+    that agrees with ``monitor_op`` is folded; one set against it (the user wrote
+    ``es.min_delta = 0.05`` after a fit) trains otherwise, and counts as written."""
+    delta = attributes.get("min_delta")
+    if not isinstance(delta, (int, float)):
+        return
+    op = getattr(getattr(callback, "monitor_op", None), "__name__", None)
+    agrees = delta >= 0 if op in (None, "greater") else delta <= 0 if op == "less" else False
+    attributes["min_delta"] = abs(delta) if agrees else ("as written, against monitor_op", op, delta)
+
+
 def _sort_key(key):
     return (type(key).__name__, repr(key) if isinstance(key, _SIMPLE) else str(id(key)))
 

@@ -37,9 +37,13 @@ def preprocessing_layers(model) -> List:
 
 
 def preprocessing_variables(model) -> frozenset:
-    """``id`` of each variable a preprocessing layer holds (a fit never writes them)."""
-    return frozenset(id(v) for layer in preprocessing_layers(model) for v in layer.variables
-                     if "seed_generator" not in v.path)
+    """``id`` of each non-trainable variable a preprocessing layer holds (a fit never
+    writes them; a trainable weight of a layer that also adapts is the fit's, restored)."""
+    return frozenset(id(v) for layer in preprocessing_layers(model) for v in _adapted(layer))
+
+
+def _adapted(layer) -> List:
+    return [v for v in layer.variables if "seed_generator" not in v.path and not v.trainable]
 
 
 def preprocessing_fingerprint(model) -> Optional[str]:
@@ -53,12 +57,13 @@ def preprocessing_fingerprint(model) -> Optional[str]:
 
 def _layer_state(layer) -> Dict[str, object]:
     state: Dict[str, object] = {"class": type(layer)}
-    state["variables"] = [host_view(v) for v in layer.variables if "seed_generator" not in v.path]
+    state["variables"] = [host_view(v) for v in _adapted(layer)]
     own: Dict[str, object] = {}
-    try:
-        layer.save_own_variables(own)
-    except (NotImplementedError, ValueError) as error:
-        raise Unfingerprintable(f"layer {layer.name}'s state cannot be read ({error})") from error
+    if _overrides(layer, "save_own_variables"):  # Layer's own saves every variable, trainable ones too
+        try:
+            layer.save_own_variables(own)
+        except (NotImplementedError, ValueError) as error:
+            raise Unfingerprintable(f"layer {layer.name}'s state cannot be read ({error})") from error
     state["own"] = {key: np.asarray(value) for key, value in own.items()}
     if callable(getattr(layer, "save_assets", None)):  # only the layers that have assets define it
         with tempfile.TemporaryDirectory(prefix="repro-assets-") as folder:
@@ -75,6 +80,12 @@ def _layer_state(layer) -> Dict[str, object]:
                           and (_is_array(value) or isinstance(value, list) and value
                                and all(isinstance(x, (int, float)) for x in value))}
     return state
+
+
+def _overrides(layer, method: str) -> bool:
+    from keras.layers import Layer
+
+    return getattr(type(layer), method, None) is not getattr(Layer, method)
 
 
 def _read(path: str) -> bytes:

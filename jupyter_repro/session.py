@@ -345,7 +345,11 @@ class Session:
             if ledger is not None:  # read after the fit: nothing extra is held while it trains
                 self._record(report, ledger, calls, replayer, model)
         except BaseException as error:  # the listeners hear of it, then it goes on as it was
-            self._remember_left(model)  # what a fit that did not finish changed is the fit's, not the user's
+            from .model_state import optimizer_steps
+
+            steps = optimizer_steps(model)
+            if steps is not None and steps[1] > 0:  # it trained before it stopped: what it changed is the fit's
+                self._remember_left(model)          # (raised before any step: what the notebook set stays its own)
             self._tell("run_finished", report, error)
             raise
         self._tell("run_finished", report, None)

@@ -15,12 +15,17 @@ The attribute is ignored and the map runs sequentially as the rewrite intends; t
 is in TensorFlow's C++, and the line is written by C++ to file descriptor 2, below
 Python's logging. So, while op determinism is on (``frameworks.seed_tensorflow``),
 descriptor 2 goes through a pipe whose reader forwards every byte except exactly that
-line. POSIX only (elsewhere nothing changes). What it costs: bytes written to descriptor 2
-in the instant before the process is killed (an abort's own message) may not reach the
-terminal; ``stop()`` puts descriptor 2 back as it was.
+line. POSIX only (elsewhere nothing changes). ``stop()`` puts descriptor 2 back as it was
+(also at interpreter exit, so a script's last traceback is forwarded); a child process
+started meanwhile keeps the pipe, and the reader forwards its writes until it lets go.
+What it costs: bytes written in the instant before the process is killed (a crash's own
+message, ``os._exit``) may not reach the terminal, as with ipykernel's own capture of
+descriptor 2; C code writing over 64 KiB to descriptor 2 while holding the GIL would
+block on the pipe (not seen from TensorFlow, which logs with the GIL released).
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import select
@@ -46,6 +51,7 @@ class DescriptorFilter:
         self._read: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._pipe: Optional[tuple] = None  # (inode, device) of the pipe put on ``fd``
+        self._at_exit = False
         self.removed = 0  # lines dropped so far (TensorFlow logs this one once per process)
 
     @property
@@ -64,38 +70,52 @@ class DescriptorFilter:
         if os.name != "posix" or self.active:
             return
         self.stop()  # a filter whose descriptor was taken over meanwhile: let go of it
-        saved = os.dup(self.fd)
+        try:
+            saved = os.dup(self.fd)
+        except OSError:  # descriptor 2 closed: nothing is shown, nothing to filter
+            return
         read, write = os.pipe()
         os.dup2(write, self.fd)
         os.close(write)
         self._saved, self._read = saved, read
         self._pipe = (os.fstat(self.fd).st_ino, os.fstat(self.fd).st_dev)
-        self._thread = threading.Thread(target=self._pump, name="jupyter-repro-stderr", daemon=True)
+        self._thread = threading.Thread(target=self._pump, args=(read, saved), name="jupyter-repro-stderr",
+                                        daemon=True)
         self._thread.start()
+        if not self._at_exit:
+            atexit.register(self.stop)
+            self._at_exit = True
 
     def stop(self) -> None:
-        """Descriptor ``fd`` as it was, where it is still ours (what the pipe holds is
-        forwarded first); another file put there since is left alone."""
+        """Descriptor ``fd`` as it was, where it is still ours; another file put there since
+        is left alone. The reader forwards what the pipe holds and ends when the last write
+        end closes: at once, or when a child process that inherited it lets go (its writes
+        are forwarded meanwhile, never cut off)."""
         if self._thread is None:
             return
         if self._ours():
-            os.dup2(self._saved, self.fd)  # the pipe's last write end closes: the reader sees its end
-        self._thread.join(timeout=2)
-        os.close(self._read)
-        os.close(self._saved)
+            os.dup2(self._saved, self.fd)  # our write end closes: the reader sees its end
+        self._thread.join(timeout=0.5)
         self._saved = self._read = self._thread = self._pipe = None
 
-    def _pump(self) -> None:
+    def _pump(self, read: int, saved: int) -> None:
+        try:
+            self._forward_lines(read, saved)
+        finally:
+            os.close(read)
+            os.close(saved)
+
+    def _forward_lines(self, read: int, saved: int) -> None:
         pending = b""
         while True:
-            ready, _, _ = select.select([self._read], [], [], 0.05)
+            ready, _, _ = select.select([read], [], [], 0.05)
             if not ready:  # a line without its end yet (a prompt, a progress bar): forwarded as it is
                 if pending:
-                    self._forward(pending)
+                    self._forward(saved, pending)
                     pending = b""
                 continue
             try:
-                chunk = os.read(self._read, 65536)
+                chunk = os.read(read, 65536)
             except OSError:
                 chunk = b""
             if not chunk:
@@ -103,14 +123,15 @@ class DescriptorFilter:
             *lines, pending = (pending + chunk).split(b"\n")
             kept = [line for line in lines if keep(line)]
             self.removed += len(lines) - len(kept)
-            self._forward(b"".join(line + b"\n" for line in kept))
+            self._forward(saved, b"".join(line + b"\n" for line in kept))
         if pending and keep(pending):
-            self._forward(pending)
+            self._forward(saved, pending)
 
-    def _forward(self, data: bytes) -> None:
+    @staticmethod
+    def _forward(saved: int, data: bytes) -> None:
         while data:
             try:
-                written = os.write(self._saved, data)
+                written = os.write(saved, data)
             except OSError:  # the terminal went away: nothing can be shown anyway
                 return
             data = data[written:]

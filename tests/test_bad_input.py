@@ -549,3 +549,18 @@ def test_saved_fingerprints_with_null_parts_compare_as_unknown(tmp_path):
         "result differs (r vs other) with the same inputs; the environment of one of them is not known")
     assert check_module.difference(saved, dict(fit, input_key="j"), saved=True) == (
         "inputs differ: x of model.fit; the environment of one of them is not known")
+
+
+def test_an_old_notebook_its_converter_refuses_and_json_nested_too_deep_are_one_line(tmp_path):
+    """Found in review: nbformat 3 with a cell lacking 'outputs' raised jsonschema's
+    ValidationError from the converter; '[' * 100000 a RecursionError from json."""
+    old = tmp_path / "v3.ipynb"
+    old.write_text(json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [
+        {"cells": [{"cell_type": "code", "input": "x = 1", "language": "python", "metadata": {}}],
+         "metadata": {}}]}))
+    deep = tmp_path / "deep.ipynb"
+    deep.write_text("[" * 100000)
+    for path, words in ((old, "cannot be converted to version 4"), (deep, "nests deeper than Python reads")):
+        with pytest.raises(BadNotebook, match=words) as refused:
+            read_notebook(path)
+        one_line(refused.value)

@@ -157,3 +157,109 @@ def test_weights_set_after_a_run_are_kept_and_a_plain_fit_is_reverted(tmp_path):
     reverted = session.fit(model, lambda: model.fit(X, Y, epochs=1, verbose=0))
     assert "user changes" not in reverted.inputs.parts and reverted.fingerprint == first.fingerprint
     assert any("trained outside %%repro_fit" in n for n in reverted.notes)
+
+
+# -- found in review: each fails without its fix ------------------------------------------
+
+
+def plain_model():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def test_weights_set_before_a_cell_that_raises_before_training_stay_the_notebooks(tmp_path):
+    model = plain_model()
+    session = Session(seed=42, store=str(tmp_path / "store"), signer=Signer(tmp_path / "key"))
+    session.snapshot(model)
+    session.fit(model, lambda: model.fit(X, Y, epochs=1, verbose=0))
+    loaded = np.full((4, 3), 0.5, "float32")
+    model.layers[0].kernel.assign(loaded)
+
+    def typo():
+        raise NameError("a typo before model.fit")
+
+    with pytest.raises(NameError):
+        session.fit(model, typo)
+    report = session.fit(model, lambda: model.fit(X, Y, epochs=0, verbose=0))
+    assert "user changes" in report.inputs.parts and any("kept as the notebook set them" in n for n in report.notes)
+    assert np.array_equal(model.layers[0].kernel.numpy(), loaded)      # not reverted, silently or otherwise
+
+
+class Scaled(keras.layers.Layer):
+    """A layer with adapt and a trainable weight: the weight is the fit's, the adapt state the notebook's."""
+
+    def build(self, shape):
+        self.w = self.add_weight(shape=(shape[-1],), initializer="ones")
+        self.offset = self.add_weight(shape=(shape[-1],), initializer="zeros", trainable=False)
+
+    def adapt(self, data):
+        self.offset.assign(np.mean(data, axis=0))
+
+    def call(self, x):
+        return (x - self.offset) * self.w
+
+
+def test_a_trainable_weight_of_a_layer_with_adapt_is_restored(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), Scaled(), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.layers[0].adapt(X)
+    assert preprocessing_variables(model) == frozenset({id(model.layers[0].offset)})
+    session = Session(seed=42, store=str(tmp_path / "store"), signer=Signer(tmp_path / "key"))
+    session.snapshot(model)
+    fits = [session.fit(model, lambda: model.fit(X, Y, epochs=1, verbose=0)) for _ in range(3)]
+    assert fits[0].fingerprint == fits[1].fingerprint == fits[2].fingerprint   # w restored: no training on
+    assert fits[2].verdict.status == "identical"
+
+
+def test_a_min_delta_set_against_keras_sign_after_a_fit_is_another_configuration():
+    """Keras negates min_delta at the first fit for a 'min' monitor; a user who then writes
+    a positive one trains otherwise, so it must not share the fingerprint (a stale replay)."""
+    model = plain_model()
+    stopping = keras.callbacks.EarlyStopping(monitor="loss", min_delta=0.05, patience=1)
+    before = fingerprint_value([stopping])
+    model.fit(X, Y, epochs=1, verbose=0, callbacks=[stopping])
+    assert stopping.min_delta == -0.05 and fingerprint_value([stopping]) == before   # reused as Keras left it
+    stopping.min_delta = 0.05
+    assert fingerprint_value([stopping]) != before
+
+
+def test_a_users_subclass_of_a_keras_callback_counts_whole():
+    class Patient(keras.callbacks.EarlyStopping):
+        pass
+
+    model = plain_model()
+    mine = Patient(monitor="loss", patience=3)
+    before = fingerprint_value([mine])
+    model.fit(X, Y, epochs=1, verbose=0, callbacks=[mine])
+    assert fingerprint_value([mine]) != before    # what it keeps between fits may change the next one
+
+
+def test_an_unreadable_signing_key_costs_the_record_not_the_fit(tmp_path):
+    key = tmp_path / "short.key"
+    key.write_bytes(b"abc")
+    model = plain_model()
+    session = Session(seed=42, store=str(tmp_path / "store"), signer=Signer(key))
+    session.snapshot(model)
+    report = session.fit(model, lambda: model.fit(X, Y, epochs=1, verbose=0), cache=True)
+    assert report.success and any("not recorded" in note and "signing key" in note for note in report.notes)
+
+
+def test_tf_messages_forwards_a_child_that_outlives_the_filter(tmp_path):
+    """A process started while the filter is on inherits the pipe: stopping the filter
+    must neither cut it off (SIGPIPE) nor drop what it writes afterwards."""
+    import subprocess
+    import sys
+
+    from jupyter_repro.tf_messages import DescriptorFilter
+
+    out = tmp_path / "stderr.txt"
+    script = ("import os, subprocess, sys, time\nfrom jupyter_repro.tf_messages import DescriptorFilter\n"
+              "f = DescriptorFilter(2); f.start()\n"
+              "child = subprocess.Popen([sys.executable, '-c', "
+              "'import sys, time; time.sleep(0.5); sys.stderr.write(\"from-child\\\\n\")'])\n"
+              "f.stop()\nprint(child.wait())")
+    with open(out, "wb") as err:
+        done = subprocess.run([sys.executable, "-c", script], stderr=err, stdout=subprocess.PIPE, text=True,
+                              timeout=60, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert done.stdout.strip() == "0" and "from-child" in out.read_text()

@@ -345,7 +345,7 @@ def _compare(reference: List[dict], fits: List[dict], who: str, saved: bool = Fa
 def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]:
     """What differs between two fits (ledger lines or saved fingerprints), or None.
     ``saved``: ``reference`` was saved in the notebook, with a summary of its environment only."""
-    from .environment import Environment, summary
+    from .environment import Environment, explain, summary
     from .inputs import describe
 
     result_only = False
@@ -362,7 +362,7 @@ def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]
         return None
     changes = Environment(summary(fit.get("env", {}))).diff(summary(reference.get("env", {})))
     if changes:
-        text += "; environment changed: " + "; ".join(f"{name} {before} → {now}" for name, now, before in changes)
+        text += "; " + explain(changes)
     elif result_only and saved:
         text += "; environment unchanged as far as the summary saved with it tells"
     elif result_only:

@@ -71,8 +71,9 @@ class Verdict:
         if self.status == "identical":
             return f"{head} → identical ✓"
         if self.env_changes:
-            what = "; ".join(f"{name} {before} → {now}" for name, now, before in self.env_changes)
-            return f"⚠ {head} → result DIFFERS; environment changed: {what}"
+            from .environment import explain
+
+            return f"⚠ {head} → result DIFFERS; {explain(self.env_changes)}"
         return f"⚠ {head} → result DIFFERS; environment unchanged, so the fit itself is not deterministic"
 
     def _whose(self) -> str:

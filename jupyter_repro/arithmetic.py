@@ -15,8 +15,8 @@ Where each fact comes from, and how far it can be trusted:
 * ``onednn isa``: the best oneDNN ISA these features allow, lowered by
   ``ONEDNN_MAX_CPU_ISA``/``DNNL_MAX_CPU_ISA``: derived, not asked of the library (oneDNN
   has no query short of ``ONEDNN_VERBOSE``);
-* ``numpy simd``, ``openblas``: what NumPy and OpenBLAS (through ``threadpoolctl``, when
-  installed) report they dispatch to;
+* ``numpy simd``, ``openblas``: what NumPy and each loaded BLAS (through ``threadpoolctl``,
+  when installed: NumPy's and TensorFlow's copies of OpenBLAS both show) dispatch to;
 * ``aten capability``: ``torch.backends.cpu.get_cpu_capability()`` once torch is imported;
 * ``pins``: every environment variable known to move these choices, as set.
 
@@ -125,9 +125,10 @@ def _openblas() -> str:
         import threadpoolctl
     except ImportError:
         return "unknown (threadpoolctl not installed)"
-    blas = [f"{i.get('internal_api')} {i.get('version') or ''} {i.get('architecture') or ''}, "
-            f"{i.get('num_threads')} threads".replace("  ", " ")
-            for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    # sorted: libraries are listed in the order they were loaded, which varies between kernels
+    blas = sorted({" ".join(str(part) for part in (i.get("internal_api"), i.get("version"), i.get("architecture"))
+                            if part) + f", {i.get('num_threads')} threads"
+                   for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"})
     return "; ".join(blas) or "none loaded"
 
 

@@ -115,20 +115,25 @@ class CheckApp(Application):
                                    "the notebook, or both: kernels, saved, both.").tag(config=True)
     overrides = List(Unicode(), help=("NAME=VALUE, assigned right after each cell that assigns NAME "
                                       "(e.g. EPOCHS=2 for a short run); repeatable.")).tag(config=True)
+    tolerance = Unicode("", help=("Pass a fit whose bits differ but whose metrics and sampled weights are this "
+                                  "close, still reported as not bit-identical: 1e-5 (relative, both), "
+                                  "metrics=1e-6,weights=1e-5, or weights=64ulp.")).tag(config=True)
     aliases = {"runs": "CheckApp.runs", "kernel": "CheckApp.kernel", "timeout": "CheckApp.timeout",
-               "against": "CheckApp.against", "set": "CheckApp.overrides"}
+               "against": "CheckApp.against", "set": "CheckApp.overrides", "tolerance": "CheckApp.tolerance"}
 
     def start(self):
         from .check import NotebookFailed, Override, check_notebook, validate
+        from .divergence import Tolerance
 
         if len(self.extra_args) != 1 or not Path(self.extra_args[0]).is_file():
             _fail("usage: jupyter-repro check NOTEBOOK [--runs 2] [--kernel NAME] [--timeout S] "
-                  "[--against both|kernels|saved] [--set NAME=VALUE ...]", 2)
+                  "[--against both|kernels|saved] [--set NAME=VALUE ...] [--tolerance metrics=1e-6,weights=1e-5]", 2)
         try:
             overrides = [Override.parse(text) for text in self.overrides]
             validate(self.runs, self.against, overrides)
+            tolerance = Tolerance.parse(self.tolerance) if self.tolerance else None
             result = check_notebook(Path(self.extra_args[0]), self.runs, self.kernel, self.timeout,
-                                    self.against, overrides)
+                                    self.against, overrides, tolerance=tolerance)
         except NotebookFailed as error:
             _fail(f"the notebook failed to run: {error}\n{error.details}".rstrip(), 2)
         except ReproError as error:

@@ -29,6 +29,8 @@ class FitReport:
     fingerprint: Optional[str] = None   # of the variables after the user's code
     metrics: Dict[str, float] = field(default_factory=dict)
     history: Dict[str, List[float]] = field(default_factory=dict)  # per epoch, of the last fit call
+    epochs: List[str] = field(default_factory=list)  # the variables' fingerprint at each epoch's end (divergence.py)
+    sketch: List[str] = field(default_factory=list)  # a few values of each variable at the end (divergence.py)
     parameters: Dict[str, object] = field(default_factory=dict)  # fit arguments and compile settings, by name
     seconds: Optional[float] = None
     success: Optional[bool] = None
@@ -52,6 +54,10 @@ class FitReport:
                   "seconds": round(self.seconds or 0.0, 3), "env": dict(env)}
         if self.history:
             record["history"] = self.history
+        if self.epochs:
+            record["epochs"] = self.epochs
+        if self.sketch:
+            record["sketch"] = self.sketch
         if self.inputs.opaque:
             record["opaque"] = dict(self.inputs.opaque)
             record["reason"] = self.inputs.reason
@@ -104,6 +110,9 @@ class FitReport:
         saved = {"model": self.model, "seed": self.seed, "snapshot": self.snapshot_fingerprint,
                  "input_key": self.input_key, "inputs": dict(self.inputs.parts), "result": self.fingerprint,
                  "env": environment.summary(facts or environment.collect())}
+        for name in ("metrics", "epochs", "sketch"):  # how far a later run is, when its bits differ
+            if getattr(self, name):
+                saved[name] = getattr(self, name)
         if self.inputs.opaque:
             saved["opaque"], saved["reason"] = dict(self.inputs.opaque), self.inputs.reason
         return saved
@@ -114,6 +123,20 @@ class FitReport:
         keeps this metadata beside them in the cell's output, where the .ipynb saves it."""
         saved = self.fingerprints()
         return {}, ({METADATA_KEY: saved} if saved is not None else {})
+
+
+def _epoch_callback(into: List[str]):
+    """A Keras callback appending the fingerprint of every variable at each epoch's end to ``into``."""
+    import keras
+
+    from .divergence import EPOCH_DIGITS
+    from .snapshot import model_fingerprint
+
+    class EpochFingerprints(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            into.append(model_fingerprint(self.model)[:EPOCH_DIGITS])
+
+    return EpochFingerprints()
 
 
 #: The key of a fit's fingerprints in its output's metadata (``FitReport.fingerprints``).
@@ -130,6 +153,7 @@ class FitCalls:
         self.history = None
         self.replay = replay  # (arguments, observable) -> History to return instead of training, or None
         self.replayed = False
+        self.epoch_fingerprints: List[str] = []  # of the last fit call that trained
 
     def __enter__(self):
         original = self.model.fit
@@ -170,6 +194,11 @@ class FitCalls:
                 except Unfingerprintable as error:
                     self.inputs.opaque[prefix + name] = f"{prefix + name} {error.reason}"
                     sources.pop(prefix + name)
+            self.epoch_fingerprints = []
+            callbacks = arguments.get("callbacks")
+            if callbacks is None or isinstance(callbacks, (list, tuple)):  # fingerprinted above, as the user gave them
+                arguments["callbacks"] = [*(callbacks or ()), _epoch_callback(self.epoch_fingerprints)]
+                given = given | {"callbacks"}
             extra = arguments.pop(variadic, None) or {} if variadic else {}
             history = original(**{k: v for k, v in arguments.items() if k in given}, **extra)
         finally:

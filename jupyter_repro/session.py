@@ -249,7 +249,8 @@ class Session:
         from .inputs import add_cell, add_function
         from .observed import FilesRead
         from .quota import touch
-        from .snapshot import model_fingerprint, require_model
+        from .divergence import sketch
+        from .snapshot import host_view, model_fingerprint, require_model
 
         snapshot = snapshot or self.snapshot_for(label)
         seed = self.seeder.seed if seed is None else seed
@@ -303,6 +304,8 @@ class Session:
                     report.seconds, report.success = time.perf_counter() - started, success
             report.fingerprint = model_fingerprint(model)
             report.metrics, report.history, report.parameters = calls.metrics, calls.epochs, calls.parameters
+            report.epochs = list(calls.epoch_fingerprints)
+            report.sketch = sketch(host_view(v) for v in model.variables)
             if not calls.calls:  # a training loop of its own: what it read from disk counts too
                 try:
                     inputs.parts.update(files.fingerprints())

@@ -33,7 +33,7 @@ from typing import Dict, Tuple
 #: environment variables that choose a code path in a math library, and so change bits
 PINS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
         "ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES",
-        "XLA_FLAGS")
+        "GLIBC_TUNABLES", "XLA_FLAGS")
 #: variables that set thread counts (a reduction split over other threads sums in another order)
 THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
            "TF_NUM_INTEROP_THREADS")

@@ -82,13 +82,17 @@ class InstallKernelApp(Application):
     user = Bool(False, help="Install for the current user.").tag(config=True)
     sys_prefix = Bool(False, help="Install into this environment (sys.prefix).").tag(config=True)
     prefix = Unicode("", help="Install under this prefix (PREFIX/share/jupyter/kernels).").tag(config=True)
+    portable = Bool(False, help="Portable mode: pins in the kernel's env (see --portable).").tag(config=True)
     backend = Unicode("", help="Keras backend for this kernel: tensorflow, jax or torch "
                                "(default: KERAS_BACKEND / keras.json).").tag(config=True)
     aliases = {"name": "InstallKernelApp.kernel_name", "display-name": "InstallKernelApp.display_name",
                "seed": "InstallKernelApp.seed", "prefix": "InstallKernelApp.prefix",
                "backend": "InstallKernelApp.backend"}
     flags = {"user": ({"InstallKernelApp": {"user": True}}, "Install for the current user."),
-             "sys-prefix": ({"InstallKernelApp": {"sys_prefix": True}}, "Install into sys.prefix.")}
+             "sys-prefix": ({"InstallKernelApp": {"sys_prefix": True}}, "Install into sys.prefix."),
+             "portable": ({"InstallKernelApp": {"portable": True}},
+                          "Pin the math libraries in the kernel's env: the same bits on every x86-64 CPU with AVX "
+                          "(TensorFlow and NumPy; not JAX or PyTorch).")}
 
     def start(self):
         from .kernelspec import install_kernel
@@ -98,10 +102,12 @@ class InstallKernelApp(Application):
         prefix = sys.prefix if self.sys_prefix else (self.prefix or None)
         try:
             where = install_kernel(self.kernel_name, self.display_name or None, self.seed,
-                                   user=self.user or prefix is None, prefix=prefix, backend=self.backend or None)
+                                   user=self.user or prefix is None, prefix=prefix, backend=self.backend or None,
+                                   portable=self.portable)
         except ReproError as error:
             _fail(f"jupyter-repro install-kernel: {error}", 2)
-        print(f"installed kernelspec '{self.kernel_name}' (seed {self.seed}, PYTHONHASHSEED={self.seed}) in {where}")
+        print(f"installed kernelspec '{self.kernel_name}' (seed {self.seed}, PYTHONHASHSEED={self.seed}"
+              f"{', portable' if self.portable else ''}) in {where}")
 
 
 class CheckApp(Application):

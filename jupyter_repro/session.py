@@ -42,8 +42,11 @@ class Session:
 
     def __init__(self, seed: Optional[int] = None, deterministic: bool = True, store: Optional[str] = ".repro",
                  cache_max_bytes: int = DEFAULT_CAP, seeder: Optional[Seeder] = None, signer=None,
-                 listeners: Sequence[object] = (), snapshot_memory_max_bytes: int = 64 * 2**20):
+                 listeners: Sequence[object] = (), snapshot_memory_max_bytes: int = 64 * 2**20,
+                 portable: bool = False):
         self.seeder = seeder or Seeder()
+        #: ``portable.PortableReport`` once the portable mode is asked for (``portable=True``)
+        self.portable = self.make_portable() if portable else None
         self.listeners = list(listeners)
         self.store = store
         self.cache_max_bytes = cache_max_bytes
@@ -57,6 +60,14 @@ class Session:
             self.seed(seed, deterministic)
 
     # -- seed -------------------------------------------------------------------
+    def make_portable(self):
+        """Pin the math libraries to the x86-64 AVX floor where it still takes effect
+        (``portable.py``); a report of what was set and what came too late."""
+        from .portable import apply
+
+        self.portable = apply()
+        return self.portable
+
     def seed(self, seed, deterministic: bool = True):
         """Seed every RNG (now, or when its library is imported) and set determinism."""
         return self.seeder.seed_everything(seed, deterministic)

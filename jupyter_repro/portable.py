@@ -16,7 +16,11 @@ Where each pin takes effect, and so when it is too late:
 * ``NPY_DISABLE_CPU_FEATURES``, ``OPENBLAS_CORETYPE``: read when NumPy (and the OpenBLAS
   it carries) loads: too late once NumPy is imported;
 * ``ONEDNN_MAX_CPU_ISA``: read when oneDNN first dispatches; held too late here once
-  TensorFlow or PyTorch is imported (the earliest moment this package can vouch for).
+  TensorFlow or PyTorch is imported (the earliest moment this package can vouch for);
+* ``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow turns its oneDNN operations on by itself on CPUs
+  with AVX512_VNNI, AVX512_BF16 or AMX, and off elsewhere; on (measured, AVX-512 Xeon) its
+  ``MatMul(transpose_a=True)`` with 128 or more rows took a path the ISA cap does not hold.
+  Read when TensorFlow is imported.
 
 Not covered, and never claimed: the JAX and PyTorch backends (XLA's ``--xla_cpu_max_isa``
 leaves YNNPACK's matmuls on FMA; ATen's vectorised kernels and MKL's branch were not found
@@ -38,6 +42,7 @@ NUMPY_ABOVE_FLOOR = ("AVX AVX2 FMA3 F16C AVX512F AVX512CD AVX512_KNL AVX512_KNM 
 #: the pins, in the order they are listed
 PINS: Dict[str, str] = {
     "ONEDNN_MAX_CPU_ISA": "AVX",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
     "OPENBLAS_CORETYPE": "Sandybridge",
     "NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE_FLOOR,
     "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA,-FMA4",
@@ -46,7 +51,7 @@ PINS: Dict[str, str] = {
 FLOOR = "x86-64 with AVX (Intel Sandy Bridge, AMD Bulldozer or later)"
 
 #: the modules whose loading reads each pin (a pin set after one of them is too late)
-_READ_BY = {"ONEDNN_MAX_CPU_ISA": ("tensorflow", "torch"), "OPENBLAS_CORETYPE": ("numpy",),
+_READ_BY = {"ONEDNN_MAX_CPU_ISA": ("tensorflow", "torch"), "TF_ENABLE_ONEDNN_OPTS": ("tensorflow",), "OPENBLAS_CORETYPE": ("numpy",),
             "NPY_DISABLE_CPU_FEATURES": ("numpy",)}
 #: backends the mode does not make portable, and why (measured; see the docs)
 NOT_COVERED = {

@@ -9,7 +9,8 @@ AT_START = {"GLIBC_TUNABLES": PINS["GLIBC_TUNABLES"]}
 def test_before_any_import_every_pin_is_set_but_glibcs_which_only_the_kernelspec_can():
     environ = {}
     report = apply(environ, initial={}, loaded={}, machine="x86_64")
-    assert report.set == ["ONEDNN_MAX_CPU_ISA", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES"]
+    assert report.set == ["ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS", "OPENBLAS_CORETYPE",
+                          "NPY_DISABLE_CPU_FEATURES"]
     assert environ == {name: PINS[name] for name in report.set}
     assert [name for name, _ in report.too_late] == ["GLIBC_TUNABLES"]
     assert "install-kernel --portable" in report.too_late[0][1] and not report.complete
@@ -30,8 +31,8 @@ def test_from_the_kernelspec_every_pin_is_in_force():
 def test_after_numpy_and_tensorflow_are_imported_their_pins_are_too_late_not_set():
     environ = {}
     report = apply(environ, initial=AT_START, loaded={"numpy": 1, "tensorflow": 1}, machine="x86_64")
-    assert [name for name, _ in report.too_late] == ["ONEDNN_MAX_CPU_ISA", "OPENBLAS_CORETYPE",
-                                                      "NPY_DISABLE_CPU_FEATURES"]
+    assert [name for name, _ in report.too_late] == ["ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS",
+                                                      "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES"]
     assert report.too_late[0][1].startswith("tensorflow already imported") and environ == {}
 
 

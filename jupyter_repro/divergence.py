@@ -12,7 +12,9 @@ they first part. Each run keeps, beside its result fingerprint:
   place (ulp) and relative terms can be computed against a run not in memory: a run saved
   in a notebook, or one from another machine. It is a lower bound of the true largest
   difference (only the sampled positions are seen), and said to be one;
-* ``metrics``: each metric's last value.
+* ``metrics``: each metric's last value;
+* ``batches``, on demand (``%%repro_fit --batches``, ``Session.fit(..., batches=True)``): the
+  same fingerprint after every batch, so the first differing epoch is placed to its batch.
 
 ``Tolerance`` is what a CI accepts instead of bits: ``1e-5`` (relative, on metrics and
 weights), or ``metrics=1e-6,weights=1e-5`` / ``weights=64ulp``. A run within it still reads
@@ -83,6 +85,7 @@ class Distance:
     sampled: int = 0                    # values compared (the sketch's)
     metrics: Dict[str, Tuple[float, float]] = field(default_factory=dict)  # name: (reference, this)
     epochs: Optional[Tuple[int, int, int]] = None  # (epochs identical, epochs here, epochs there)
+    batch: Optional[int] = None  # in the first differing epoch, how many batches agree (both ran --batches)
 
     def metric_relative(self, name: str) -> float:
         before, now = self.metrics[name]
@@ -100,6 +103,9 @@ class Distance:
                 parts.append(f"identical through epoch {same}; first differs at epoch {same + 1}")
             elif here == there:
                 parts.append(f"identical at every epoch's end ({same})")
+            if self.batch is not None and same < min(here, there):
+                parts.append(f"in epoch {same + 1}, identical through batch {self.batch}; first differs at batch "
+                             f"{self.batch + 1}" if self.batch else f"in epoch {same + 1}, differs from its first batch")
         if self.max_ulp is not None:
             parts.append(f"largest weight difference {self.max_ulp} ulp (relative {self.max_relative:.2g}) "
                          f"among {self.sampled} sampled values, a lower bound")
@@ -137,6 +143,9 @@ def distance(reference: dict, fit: dict) -> Optional[Distance]:
     if reference.get("epochs") and fit.get("epochs"):
         found.epochs = (first_difference(reference["epochs"], fit["epochs"]), len(fit["epochs"]),
                         len(reference["epochs"]))
+        epoch, before, now = found.epochs[0], reference.get("batches") or [], fit.get("batches") or []
+        if epoch < min(len(before), len(now)):
+            found.batch = first_difference(before[epoch], now[epoch])
     before, now = reference.get("sketch"), fit.get("sketch")
     if before and now and len(before) == len(now):
         worst_ulp, worst_relative = 0, 0.0

@@ -225,6 +225,9 @@ class ReproMagics(Magics):
     @argument("--cache", action="store_true",
               help="Skip training when an earlier run with the same inputs stored its result.")
     @argument("--verify", action="store_true", help="With --cache: train anyway and compare with the stored result.")
+    @argument("--batches", action="store_true",
+              help="Also fingerprint the weights after every batch, so a difference from an earlier run "
+                   "with --batches is placed to the batch of the first differing epoch.")
     @cell_magic
     def repro_fit(self, line, cell):
         """Reseed, restore the snapshot, recompile with a fresh optimizer, then run
@@ -248,7 +251,8 @@ class ReproMagics(Magics):
                 raise _BodyFailed(type(error).__name__) from error
 
         options = dict(source=body.source, namespace=self.shell.user_ns, hidden=self.shell.user_ns_hidden,
-                       snapshot=snapshot, cache=args.cache, verify=args.verify, label=snapshot.variable)
+                       snapshot=snapshot, cache=args.cache, verify=args.verify, label=snapshot.variable,
+                       batches=args.batches)
         namespace = self.shell.user_ns
         with _as_usage_error():
             try:

@@ -242,14 +242,16 @@ class Session:
     def running(self, model, *, code: Optional[Callable] = None, source: Optional[str] = None,
                 namespace: Optional[dict] = None, hidden: Sequence[str] = (), snapshot=None,
                 seed: Optional[int] = None, cache: bool = False, verify: bool = False,
-                label: Optional[str] = None, state: Optional[List] = None):
+                label: Optional[str] = None, state: Optional[List] = None, batches: bool = False):
         """Context manager: the model restored and reseeded inside, the run recorded after.
 
         ``source``/``namespace``: the notebook cell that runs inside and the names it reads;
         else ``code``, the function that runs inside. With neither, the code is unknown
         and the run is "not compared". ``cache``: replay a stored result for the same
         inputs instead of training; ``verify``: train anyway and compare. ``state``: initial
-        variables other than the snapshot's (a seed trial's). What the block raises is
+        variables other than the snapshot's (a seed trial's). ``batches``: also fingerprint
+        the variables after every batch, so a difference is placed to the batch (the finer
+        look, on demand: one hash of every variable per step). What the block raises is
         raised again after the model's ``fit`` is put back; a run that did not finish is
         not recorded.
         """
@@ -306,7 +308,7 @@ class Session:
                                     + "; ".join(compile_changes))
             ledger = self.ledger
             replayer = self._replayer(ledger, inputs, model, verify) if cache else None
-            with self.seeder.paused(), FitCalls(model, inputs, recipe, replay=replayer) as calls, FilesRead() as files:
+            with self.seeder.paused(), FitCalls(model, inputs, recipe, replay=replayer, batches=batches) as calls, FilesRead() as files:
                 success = False
                 try:
                     yield report
@@ -316,6 +318,7 @@ class Session:
             report.fingerprint = model_fingerprint(model)
             report.metrics, report.history, report.parameters = calls.metrics, calls.epochs, calls.parameters
             report.epochs = list(calls.epoch_fingerprints)
+            report.batches = [list(epoch) for epoch in calls.batch_fingerprints]
             report.sketch = sketch(host_view(v) for v in model.variables)
             if not calls.calls:  # a training loop of its own: what it read from disk counts too
                 try:

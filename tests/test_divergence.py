@@ -88,9 +88,12 @@ model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers
 model.compile(optimizer="adam", loss="mse")
 session.snapshot(model)
 
-class NoiseFromEpoch3(keras.callbacks.Callback):   # unseeded: each run draws other noise, from epoch 3 on
+class NoiseFromEpoch3(keras.callbacks.Callback):   # unseeded: each run draws other noise, from epoch 3 batch 3 on
     def on_epoch_begin(self, epoch, logs=None):
-        if epoch == 2:
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == 2 and batch == 2:
             kernel = self.model.layers[0].kernel
             kernel.assign(kernel + np.random.default_rng().normal(0, 1e-3, kernel.shape).astype("float32"))
 
@@ -100,9 +103,9 @@ def train():
 def plain():
     model.fit(X, X.sum(1), epochs=4, batch_size=16, verbose=0)
 
-for body in (train, train, plain, plain):
-    report = session.fit(model, body)
-    print("@@", len(report.epochs), len(report.sketch), report.verdict)
+for body, batches in ((train, False), (train, False), (plain, False), (plain, False), (train, True), (train, True)):
+    report = session.fit(model, body, batches=batches)
+    print("@@", len(report.epochs), len(report.sketch), [len(b) for b in report.batches], report.verdict)
 '''
 
 
@@ -116,7 +119,10 @@ def test_a_run_that_differs_from_epoch_3_on_is_reported_as_such(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     runs = done.stdout.split("@@ ")[1:]
     assert all(run.startswith("4 4 ") for run in runs)     # 4 epoch fingerprints, 4 variables sketched
+    assert runs[0].startswith("4 4 [] ") and runs[5].startswith("4 4 [4, 4, 4, 4] ")  # per batch: on demand
     assert "result DIFFERS; environment unchanged, so the fit itself is not deterministic" in runs[1]
     assert "identical through epoch 2; first differs at epoch 3; largest weight difference " in runs[1]
     assert "ulp (relative " in runs[1] and "loss " in runs[1]
     assert "→ identical ✓" in runs[3]                        # the twin without noise: identical, every epoch
+    assert "first differs at epoch 3; in epoch 3, identical through batch 2; first differs at batch 3" in runs[5]
+    assert "batch" not in runs[1]                             # without --batches, placed to the epoch only

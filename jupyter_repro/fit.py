@@ -143,6 +143,9 @@ def _epoch_callback(into: List[str], batches: Optional[List[List[str]]] = None):
 
         def on_train_batch_end(self, batch, logs=None):
             if batches is not None:
+                sync = getattr(self.model, "jax_state_sync", None)  # JAX keeps the state apart between epochs
+                if sync is not None:
+                    sync()
                 batches[-1].append(model_fingerprint(self.model)[:EPOCH_DIGITS])
 
         def on_epoch_end(self, epoch, logs=None):

@@ -113,6 +113,11 @@ SUMMARY = ("python", "platform", "cpus", "numpy", "keras", "keras backend", "ten
            "cuda", "cudnn", "devices", "jax devices", "torch devices", "op determinism", "XLA_FLAGS") + arithmetic.FACTS
 
 
+#: facts a run recorded, or a notebook saved, by an earlier version may lack: absent on one
+#: side is "not said", never a change
+LATER_FACTS = frozenset(arithmetic.FACTS) | {"XLA_FLAGS"}
+
+
 def summary(facts: Dict[str, str]) -> Dict[str, str]:
     """The short form of ``facts`` (those named in ``SUMMARY``) that travels with a notebook."""
     return {key: str(facts[key]) for key in SUMMARY if key in facts}
@@ -140,8 +145,8 @@ class Environment(dict):
         def plain(value):
             return str(value).replace(" (not imported)", "")
 
-        def known_on_both(key):  # a run recorded before a fact was collected did not say
-            return key not in arithmetic.FACTS or (key in self and key in other)
+        def known_on_both(key):  # a run recorded (or a notebook saved) before a fact was kept did not say
+            return key not in LATER_FACTS or (key in self and key in other)
 
         return [(key, self.get(key), other.get(key)) for key in sorted(set(self) | set(other))
                 if plain(self.get(key)) != plain(other.get(key)) and known_on_both(key)

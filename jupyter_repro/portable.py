@@ -57,8 +57,8 @@ _READ_BY = {"ONEDNN_MAX_CPU_ISA": ("tensorflow", "torch"), "TF_ENABLE_ONEDNN_OPT
 NOT_COVERED = {
     "jax": "JAX: XLA's --xla_cpu_max_isa caps only the code XLA generates; matmuls go to YNNPACK, which "
            "still uses FMA: no setting found that agrees on an AVX-only CPU",
-    "torch": "PyTorch: ATen's vectorised kernels (ATEN_CPU_CAPABILITY) and MKL's branch (MKL_CBWR) change the "
-             "bits, but no setting found that agrees across CPUs (sqrt rounds differently on AMD)",
+    "torch": "PyTorch: torch.sqrt (used by Adam) is an approximation whose bits depend on the CPU, not pinned by "
+             "ATEN_CPU_CAPABILITY or MKL_CBWR: no setting found that agrees across CPUs",
 }
 
 

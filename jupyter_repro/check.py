@@ -29,6 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import nbformat
 
+from .divergence import Tolerance, distance
 from .errors import ReproError
 from .fit import METADATA_KEY
 from .ledger import Ledger
@@ -316,6 +317,7 @@ class Outcome:
     problems: List[str] = field(default_factory=list)    # each names what differs, and where
     notes: List[str] = field(default_factory=list)
     skipped: Optional[str] = None
+    tolerated: List[str] = field(default_factory=list)   # differences within the tolerance: no problem, not bits
 
     @property
     def ok(self) -> bool:
@@ -333,6 +335,7 @@ class Check:
     against: str = "both"
     overrides: Sequence[Override] = ()
     kernels: List[KernelRun] = field(default_factory=list)
+    tolerance: Optional[Tolerance] = None  # a fit this close passes, said to be not bit-identical
 
     @property
     def compares_kernels(self) -> bool:
@@ -373,7 +376,8 @@ class Check:
             return outcome
         if self.compares_kernels:
             for number, other in enumerate(fits[1:], 2):
-                outcome.problems += _compare(fits[0], other, f"kernel {number} vs kernel 1")
+                outcome.problems += _compare(fits[0], other, f"kernel {number} vs kernel 1",
+                                             tolerance=self.tolerance, notes=outcome.tolerated)
         if self.compares_saved:
             self._against_saved(cell, fits, outcome)
         unknown = {fit.get("reason") for fit in fits[0] if fit.get("reason")}
@@ -387,8 +391,11 @@ class Check:
             return
         found: Dict[str, List[int]] = {}
         for number, kernel_fits in enumerate(fits, 1):
-            for problem in _compare(cell.saved, kernel_fits, "saved", saved=True):
-                found.setdefault(problem, []).append(number)
+            tolerated: List[str] = []
+            for problem in _compare(cell.saved, kernel_fits, f"kernel {number} vs saved", saved=True,
+                                    tolerance=self.tolerance, notes=tolerated):
+                found.setdefault(problem.split(" vs ", 1)[1], []).append(number)
+            outcome.tolerated += tolerated
         for problem, numbers in found.items():
             who = "kernel" + ("s " if len(numbers) > 1 else " ") + ", ".join(map(str, numbers))
             outcome.problems.append(f"{who} vs {problem}")
@@ -409,6 +416,8 @@ class Check:
             lines.append(f"cell {outcome.cell.number:>3}  {mark} {outcome.cell.headline}  "
                          f"({outcome.fits} fit(s) × {self.runs} kernel(s))")
             lines += [f"          {problem}" for problem in outcome.problems]
+            lines += [f"          within tolerance {self.tolerance}, not bit-identical: {line}"
+                      for line in outcome.tolerated]
             lines += [f"          note: {note}" for note in outcome.notes]
         if not outcomes:
             lines.append("no %%repro_fit cell in the notebook")
@@ -420,6 +429,9 @@ class Check:
         """The last line when every fit agrees: what was compared, without claiming more."""
         if not compared:
             return "no fit compared: every fit cell was skipped"
+        if any(o.tolerated for o in compared):
+            return (f"{len(compared)} fit cell(s): within tolerance {self.tolerance}, NOT bit-identical "
+                    f"({sum(bool(o.tolerated) for o in compared)} cell(s) differ) ✓")
         parts = [f"identical in {self.runs} kernels"] if self.compares_kernels else []
         if self.compares_saved:
             saved = sum(bool(o.cell.saved) for o in compared)
@@ -434,22 +446,51 @@ class Check:
         return bool(outcomes) and all(o.ok for o in outcomes)
 
 
-def _compare(reference: List[dict], fits: List[dict], who: str, saved: bool = False) -> List[str]:
-    """How ``fits`` differ from ``reference``, fit by fit; each line starts with ``who``."""
+def _compare(reference: List[dict], fits: List[dict], who: str, saved: bool = False,
+             tolerance: Optional[Tolerance] = None, notes: Optional[List[str]] = None) -> List[str]:
+    """How ``fits`` differ from ``reference``, fit by fit; each line starts with ``who``.
+    A difference within ``tolerance`` is no problem: it goes to ``notes``, still saying
+    that the fit is not bit-identical."""
     if len(reference) != len(fits):
         return [f"{who}: {len(fits)} fit(s) against {len(reference)}"]
     problems = []
     for number, (first, other) in enumerate(zip(reference, fits), 1):
         what = difference(first, other, saved)
-        if what:
-            problems.append(f"{who}{f', fit {number}' if len(fits) > 1 else ''}: {what}")
+        if not what:
+            continue
+        line = f"{who}{f', fit {number}' if len(fits) > 1 else ''}: {what}"
+        if tolerance is not None and within(first, other, tolerance):
+            if notes is not None:
+                notes.append(line)
+        else:
+            problems.append(line)
     return problems
+
+
+#: inputs that are data: a run on another CPU can compute them with other bits (NumPy's
+#: tanh, OpenBLAS's matmul in a data cell), so a tolerance may cover them; code, seed,
+#: compile settings and the initial state it never covers
+_DATA_INPUTS = tuple(f"fit.{name}" for name in ("x", "y", "validation_data", "sample_weight"))
+
+
+def within(reference: dict, fit: dict, tolerance: Tolerance) -> bool:
+    """Whether ``fit`` is within ``tolerance`` of ``reference``: same inputs, or inputs that
+    differ in data only, and metrics and sampled weights as close as it asks."""
+    if reference.get("input_key") != fit.get("input_key"):
+        before, now = reference.get("inputs", {}), fit.get("inputs", {})
+        differing = [name for name in set(before) | set(now) if before.get(name) != now.get(name)]
+        if not all(name.startswith("global ") or name.split("[")[0].startswith(_DATA_INPUTS)
+                   or name.startswith("fit[") and name.partition(".")[2] in ("x", "y", "validation_data",
+                                                                          "sample_weight")
+                   for name in differing):
+            return False
+    return tolerance.admits(distance(reference, fit))
 
 
 def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]:
     """What differs between two fits (ledger lines or saved fingerprints), or None.
     ``saved``: ``reference`` was saved in the notebook, with a summary of its environment only."""
-    from .environment import Environment, summary
+    from .environment import Environment, explain, summary
     from .inputs import describe
 
     result_only = False
@@ -468,12 +509,13 @@ def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]
         return text + "; the environment of one of them is not known"
     changes = Environment(summary(fit["env"])).diff(summary(reference["env"]))
     if changes:
-        text += "; environment changed: " + "; ".join(f"{name} {before} → {now}" for name, now, before in changes)
+        text += "; " + explain(changes)
     elif result_only and saved:
         text += "; environment unchanged as far as the summary saved with it tells"
     elif result_only:
         text += "; environment unchanged, so the fit itself is not deterministic"
-    return text
+    far = distance(reference, fit)
+    return text + (f"; {far}" if far else "")
 
 
 def validate(runs: int, against: str, overrides: Sequence[Override], timeout: int = 600) -> None:
@@ -492,7 +534,7 @@ def validate(runs: int, against: str, overrides: Sequence[Override], timeout: in
 
 def check_notebook(path: Path, runs: int = 2, kernel: str = "", timeout: int = 600, against: str = "both",
                    overrides: Sequence[Override] = (), progress: Callable[[str], None] = print,
-                   cells: Optional[List[Cell]] = None) -> Check:
+                   cells: Optional[List[Cell]] = None, tolerance: Optional[Tolerance] = None) -> Check:
     """Execute ``path`` in ``runs`` fresh kernels (``kernel``: a kernelspec name, default
     the notebook's own) and collect each cell's fits; ``Check.outcome`` compares them."""
     path = Path(path)
@@ -501,7 +543,7 @@ def check_notebook(path: Path, runs: int = 2, kernel: str = "", timeout: int = 6
     for override in overrides:
         if not any(cell.assigns(override.name) for cell in cells if not cell.skip):
             raise ReproError(f"--set {override}: no cell of {path.name} assigns {override.name}")
-    check = Check(path, cells, runs, against, tuple(overrides))
+    check = Check(path, cells, runs, against, tuple(overrides), tolerance=tolerance)
     with tempfile.TemporaryDirectory(prefix="repro-check-") as scratch:
         for number in range(1, runs + 1):
             progress(f"kernel {number}/{runs}: executing {path.name} ...")

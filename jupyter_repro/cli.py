@@ -149,13 +149,17 @@ class InstallKernelApp(_Command):
     user = Bool(False, help="Install for the current user.").tag(config=True)
     sys_prefix = Bool(False, help="Install into this environment (sys.prefix).").tag(config=True)
     prefix = Unicode("", help="Install under this prefix (PREFIX/share/jupyter/kernels).").tag(config=True)
+    portable = Bool(False, help="Portable mode: pins in the kernel's env (see --portable).").tag(config=True)
     backend = Unicode("", help="Keras backend for this kernel: tensorflow, jax or torch "
                                "(default: KERAS_BACKEND / keras.json).").tag(config=True)
     aliases = {"name": "InstallKernelApp.kernel_name", "display-name": "InstallKernelApp.display_name",
                "seed": "InstallKernelApp.seed", "prefix": "InstallKernelApp.prefix",
                "backend": "InstallKernelApp.backend"}
     flags = {"user": ({"InstallKernelApp": {"user": True}}, "Install for the current user."),
-             "sys-prefix": ({"InstallKernelApp": {"sys_prefix": True}}, "Install into sys.prefix.")}
+             "sys-prefix": ({"InstallKernelApp": {"sys_prefix": True}}, "Install into sys.prefix."),
+             "portable": ({"InstallKernelApp": {"portable": True}},
+                          "Pin the math libraries in the kernel's env: the same bits on every x86-64 CPU with AVX "
+                          "(TensorFlow and NumPy; not JAX or PyTorch).")}
 
     def start(self):
         from .kernelspec import install_kernel
@@ -165,10 +169,12 @@ class InstallKernelApp(_Command):
         prefix = sys.prefix if self.sys_prefix else (self.prefix or None)
         try:
             where = install_kernel(self.kernel_name, self.display_name or None, self.seed,
-                                   user=self.user or prefix is None, prefix=prefix, backend=self.backend or None)
+                                   user=self.user or prefix is None, prefix=prefix, backend=self.backend or None,
+                                   portable=self.portable)
         except ReproError as error:
             _fail(f"jupyter-repro install-kernel: {error}", 2)
-        print(f"installed kernelspec '{self.kernel_name}' (seed {self.seed}, PYTHONHASHSEED={self.seed}) in {where}")
+        print(f"installed kernelspec '{self.kernel_name}' (seed {self.seed}, PYTHONHASHSEED={self.seed}"
+              f"{', portable' if self.portable else ''}) in {where}")
 
 
 class CheckApp(_Command):
@@ -182,21 +188,27 @@ class CheckApp(_Command):
                                    "the notebook, or both: kernels, saved, both.").tag(config=True)
     overrides = List(Unicode(), help=("NAME=VALUE, assigned right after each cell that assigns NAME "
                                       "(e.g. EPOCHS=2 for a short run); repeatable.")).tag(config=True)
+    tolerance = Unicode("", help=("Pass a fit whose bits differ but whose metrics and sampled weights are this "
+                                  "close, still reported as not bit-identical: 1e-5 (relative, both), "
+                                  "metrics=1e-6,weights=1e-5, or weights=64ulp.")).tag(config=True)
     aliases = {"runs": "CheckApp.runs", "kernel": "CheckApp.kernel", "timeout": "CheckApp.timeout",
-               "against": "CheckApp.against", "set": "CheckApp.overrides"}
+               "against": "CheckApp.against", "set": "CheckApp.overrides", "tolerance": "CheckApp.tolerance"}
 
     def start(self):
         from .check import NotebookFailed, Override, check_notebook, validate
+        from .divergence import Tolerance
 
         if len(self.extra_args) != 1:
             given = f"{len(self.extra_args)} given: {' '.join(self.extra_args)}" if self.extra_args else "none given"
             _fail("jupyter-repro check: give one NOTEBOOK (" + given + "); usage: jupyter-repro check NOTEBOOK "
-                  "[--runs 2] [--kernel NAME] [--timeout S] [--against both|kernels|saved] [--set NAME=VALUE ...]", 2)
+                  "[--runs 2] [--kernel NAME] [--timeout S] [--against both|kernels|saved] [--set NAME=VALUE ...] "
+                  "[--tolerance metrics=1e-6,weights=1e-5]", 2)
         try:
             overrides = [Override.parse(text) for text in self.overrides]
             validate(self.runs, self.against, overrides, self.timeout)
+            tolerance = Tolerance.parse(self.tolerance) if self.tolerance else None
             result = check_notebook(Path(self.extra_args[0]), self.runs, self.kernel, self.timeout,
-                                    self.against, overrides)
+                                    self.against, overrides, tolerance=tolerance)
         except NotebookFailed as error:
             _fail(f"the notebook failed to run: {error}\n{error.details}".rstrip(), 2)
         except ReproError as error:

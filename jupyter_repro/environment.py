@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import Dict, List, Tuple
 
 from . import __name__ as _package
-from . import distribution
+from . import arithmetic, distribution
 from .frameworks import jax_initialised
 from .seeding import hash_seed_at_start
 
@@ -82,6 +82,7 @@ def collect() -> "Environment":
     facts.update(_jax_facts())
     facts.update(_torch_facts())
     facts.update(distribution.summary())
+    facts.update(arithmetic.facts())
     return Environment(facts)
 
 
@@ -109,12 +110,31 @@ def _torch_facts() -> Dict[str, str]:
 #: The facts a saved fit carries with it (``%%repro_fit`` output metadata): enough to say
 #: what changed when a later run on another machine or install gives other bytes.
 SUMMARY = ("python", "platform", "cpus", "numpy", "keras", "keras backend", "tensorflow", "jax", "torch",
-           "cuda", "cudnn", "devices", "jax devices", "torch devices", "op determinism")
+           "cuda", "cudnn", "devices", "jax devices", "torch devices", "op determinism", "XLA_FLAGS") + arithmetic.FACTS
+
+
+#: facts a run recorded, or a notebook saved, by an earlier version may lack: absent on one
+#: side is "not said", never a change
+LATER_FACTS = frozenset(arithmetic.FACTS) | {"XLA_FLAGS"}
 
 
 def summary(facts: Dict[str, str]) -> Dict[str, str]:
     """The short form of ``facts`` (those named in ``SUMMARY``) that travels with a notebook."""
     return {key: str(facts[key]) for key in SUMMARY if key in facts}
+
+
+def explain(changes: List[Tuple[str, str, str]]) -> str:
+    """``changes`` (name, now, before) as text; a change in the machine's arithmetic (CPU,
+    instruction sets, dispatch, pins, threads) first, named as the likely cause of other bits."""
+    def listed(items):
+        return "; ".join(f"{name} {before} → {now}" for name, now, before in items)
+
+    machine = [c for c in changes if c[0] in arithmetic.FACTS]
+    rest = [c for c in changes if c[0] not in arithmetic.FACTS]
+    if not machine:
+        return "environment changed: " + listed(rest)
+    text = "the machine's arithmetic changed (the likely cause): " + listed(machine)
+    return text + ("; also changed: " + listed(rest) if rest else "")
 
 
 class Environment(dict):
@@ -125,8 +145,11 @@ class Environment(dict):
         def plain(value):
             return str(value).replace(" (not imported)", "")
 
+        def known_on_both(key):  # a run recorded (or a notebook saved) before a fact was kept did not say
+            return key not in LATER_FACTS or (key in self and key in other)
+
         return [(key, self.get(key), other.get(key)) for key in sorted(set(self) | set(other))
-                if plain(self.get(key)) != plain(other.get(key))
+                if plain(self.get(key)) != plain(other.get(key)) and known_on_both(key)
                 and "unknown" not in f"{self.get(key)}{other.get(key)}"]
 
     def __str__(self) -> str:

@@ -29,6 +29,9 @@ class FitReport:
     fingerprint: Optional[str] = None   # of the variables after the user's code
     metrics: Dict[str, float] = field(default_factory=dict)
     history: Dict[str, List[float]] = field(default_factory=dict)  # per epoch, of the last fit call
+    epochs: List[str] = field(default_factory=list)  # the variables' fingerprint at each epoch's end (divergence.py)
+    sketch: List[str] = field(default_factory=list)  # a few values of each variable at the end (divergence.py)
+    batches: List[List[str]] = field(default_factory=list)  # on demand (--batches): per batch, of each epoch
     parameters: Dict[str, object] = field(default_factory=dict)  # fit arguments and compile settings, by name
     seconds: Optional[float] = None
     success: Optional[bool] = None
@@ -52,6 +55,12 @@ class FitReport:
                   "seconds": round(self.seconds or 0.0, 3), "env": dict(env)}
         if self.history:
             record["history"] = self.history
+        if self.epochs:
+            record["epochs"] = self.epochs
+        if self.sketch:
+            record["sketch"] = self.sketch
+        if self.batches:
+            record["batches"] = self.batches
         if self.inputs.opaque:
             record["opaque"] = dict(self.inputs.opaque)
             record["reason"] = self.inputs.reason
@@ -104,6 +113,9 @@ class FitReport:
         saved = {"model": self.model, "seed": self.seed, "snapshot": self.snapshot_fingerprint,
                  "input_key": self.input_key, "inputs": dict(self.inputs.parts), "result": self.fingerprint,
                  "env": environment.summary(facts or environment.collect())}
+        for name in ("metrics", "epochs", "sketch", "batches"):  # how far a later run is, when its bits differ
+            if getattr(self, name):
+                saved[name] = getattr(self, name)
         if self.inputs.opaque:
             saved["opaque"], saved["reason"] = dict(self.inputs.opaque), self.inputs.reason
         return saved
@@ -116,6 +128,32 @@ class FitReport:
         return {}, ({METADATA_KEY: saved} if saved is not None else {})
 
 
+def _epoch_callback(into: List[str], batches: Optional[List[List[str]]] = None):
+    """A Keras callback appending the fingerprint of every variable at each epoch's end to
+    ``into``; and, given ``batches``, after every batch, one list per epoch."""
+    import keras
+
+    from .divergence import EPOCH_DIGITS
+    from .snapshot import model_fingerprint
+
+    class EpochFingerprints(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if batches is not None:
+                batches.append([])
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batches is not None:
+                sync = getattr(self.model, "jax_state_sync", None)  # JAX keeps the state apart between epochs
+                if sync is not None:
+                    sync()
+                batches[-1].append(model_fingerprint(self.model)[:EPOCH_DIGITS])
+
+        def on_epoch_end(self, epoch, logs=None):
+            into.append(model_fingerprint(self.model)[:EPOCH_DIGITS])
+
+    return EpochFingerprints()
+
+
 #: The key of a fit's fingerprints in its output's metadata (``FitReport.fingerprints``).
 METADATA_KEY = "jupyter_repro"
 
@@ -123,13 +161,16 @@ METADATA_KEY = "jupyter_repro"
 class FitCalls:
     """Context manager: wraps ``model.fit`` on the instance, recording each call's inputs."""
 
-    def __init__(self, model, inputs: Inputs, recipe, replay: Optional[Callable] = None):
+    def __init__(self, model, inputs: Inputs, recipe, replay: Optional[Callable] = None, batches: bool = False):
         self.model, self.inputs, self.recipe = model, inputs, recipe
+        self.batches = batches  # also fingerprint the variables after every batch (the finer look, on demand)
+        self.batch_fingerprints: List[List[str]] = []
         self.calls: List[str] = []  # the input prefix of each call: "fit.", "fit[2]."...
         self.arguments: List[dict] = []  # each call's arguments other than data (epochs, batch_size...)
         self.history = None
         self.replay = replay  # (arguments, observable) -> History to return instead of training, or None
         self.replayed = False
+        self.epoch_fingerprints: List[str] = []  # of the last fit call that trained
 
     def __enter__(self):
         original = self.model.fit
@@ -170,6 +211,12 @@ class FitCalls:
                 except Unfingerprintable as error:
                     self.inputs.opaque[prefix + name] = f"{prefix + name} {error.reason}"
                     sources.pop(prefix + name)
+            self.epoch_fingerprints, self.batch_fingerprints = [], []
+            callbacks = arguments.get("callbacks")
+            if callbacks is None or isinstance(callbacks, (list, tuple)):  # fingerprinted above, as the user gave them
+                arguments["callbacks"] = [*(callbacks or ()), _epoch_callback(
+                    self.epoch_fingerprints, self.batch_fingerprints if self.batches else None)]
+                given = given | {"callbacks"}
             extra = arguments.pop(variadic, None) or {} if variadic else {}
             history = original(**{k: v for k, v in arguments.items() if k in given}, **extra)
         finally:

@@ -21,7 +21,7 @@ from .seeding import validate_seed
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None) -> dict:
+def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, portable: bool = False) -> dict:
     """The kernel.json: seed flags in argv; in env, what must be set before Python,
     JAX (``XLA_FLAGS``) or CUDA (``CUBLAS_WORKSPACE_CONFIG``) start."""
     from .frameworks import CUBLAS_WORKSPACE, XLA_DETERMINISM
@@ -33,9 +33,15 @@ def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None) -> 
         if backend not in BACKENDS:
             raise ReproError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         env["KERAS_BACKEND"] = backend
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+            "--ext=jupyter_repro", f"--ReproMagics.seed={seed}"]
+    if portable:  # in env: glibc reads its pin when the process starts, NumPy and oneDNN theirs when they load
+        from .portable import PINS
+
+        env.update(PINS)
+        argv.append("--ReproMagics.portable=True")
     return {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                 "--ext=jupyter_repro", f"--ReproMagics.seed={seed}"],
+        "argv": argv,
         "display_name": display_name,
         "language": "python",
         "env": env,
@@ -44,12 +50,13 @@ def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None) -> 
 
 
 def install_kernel(name: str = "python3-repro", display_name: Optional[str] = None, seed: int = 42,
-                   user: bool = False, prefix: Optional[str] = None, backend: Optional[str] = None) -> str:
+                   user: bool = False, prefix: Optional[str] = None, backend: Optional[str] = None,
+                   portable: bool = False) -> str:
     """Install the kernelspec; returns the folder it went to."""
     from jupyter_client.kernelspec import KernelSpecManager
 
-    label = f"seed {seed}" + (f", {backend}" if backend else "")
-    spec = kernel_spec(seed, display_name or f"Python 3 (reproducible, {label})", backend)
+    label = f"seed {seed}" + (f", {backend}" if backend else "") + (", portable" if portable else "")
+    spec = kernel_spec(seed, display_name or f"Python 3 (reproducible, {label})", backend, portable)
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "kernel.json").write_text(json.dumps(spec, indent=1))
         return KernelSpecManager().install_kernel_spec(folder, name, user=user, prefix=prefix, replace=True)

@@ -7,6 +7,7 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
 
     c.InteractiveShellApp.extensions = ["jupyter_repro"]
     c.ReproMagics.seed = 42             # seed at kernel start, before any import
+    c.ReproMagics.portable = True       # same bits on every x86-64 CPU with AVX (TensorFlow, NumPy)
     c.ReproMagics.deterministic = True  # op determinism (TensorFlow, JAX, PyTorch)
     c.ReproMagics.reseed_cells = True   # reseed from (seed, cell text) before every cell
     c.ReproMagics.store = ".repro"      # ledger and snapshots, beside the notebook ("" = off)
@@ -63,6 +64,12 @@ class ReproMagics(Magics):
     seed = Int(None, allow_none=True, help=(
         "Session seed. Set in config, the extension seeds at load (kernel start), "
         "before any user import.")).tag(config=True)
+    portable = Bool(False, help=(
+        "Pin TensorFlow's oneDNN, OpenBLAS, NumPy's SIMD dispatch and glibc's math to the x86-64 AVX "
+        "floor, so fits give the same bits on every x86-64 CPU with AVX (jupyter_repro/portable.py). "
+        "Set in config (or by install-kernel --portable, which also sets them in the kernel's env), it "
+        "takes effect at kernel start; set later, a pin whose library is loaded is reported too late."
+        )).tag(config=True)
     deterministic = Bool(True, help=(
         "Turn on the determinism switches when seeding: TensorFlow op determinism, JAX's "
         "XLA_FLAGS, PyTorch deterministic algorithms. False turns them off.")).tag(config=True)
@@ -123,6 +130,13 @@ class ReproMagics(Magics):
                              f"not {proposal.value}")
         return proposal.value
 
+    @observe("portable")
+    def _portable_changed(self, change):
+        if change["new"]:
+            report = self.session.make_portable()
+            if not report.complete:
+                print(report)
+
     @observe("seed", "deterministic")
     def _seed_changed(self, change):
         if self._syncing or self.seed is None:
@@ -174,6 +188,9 @@ class ReproMagics(Magics):
     @argument("seed", nargs="?", type=int, help="Session seed (default: the configured one).")
     @argument("--no-deterministic", action="store_true",
               help="Turn the determinism switches off (TensorFlow, JAX, PyTorch).")
+    @argument("--portable", action="store_true",
+              help="Also pin the math libraries to the x86-64 AVX floor (same bits on every such CPU); "
+                   "prints what came too late.")
     @line_magic
     def repro_seed(self, line):
         """Seed Python, NumPy, TensorFlow, Keras, JAX and PyTorch; libraries not imported
@@ -182,6 +199,8 @@ class ReproMagics(Magics):
         seed = self.seed if args.seed is None else args.seed
         if seed is None:
             raise UsageError("no seed given or configured: use %repro_seed 42")
+        if args.portable:
+            print(self.session.make_portable())
         with _as_usage_error():
             report = self.session.seed(seed, not args.no_deterministic)
         self._syncing = True
@@ -214,6 +233,9 @@ class ReproMagics(Magics):
     @argument("--cache", action="store_true",
               help="Skip training when an earlier run with the same inputs stored its result.")
     @argument("--verify", action="store_true", help="With --cache: train anyway and compare with the stored result.")
+    @argument("--batches", action="store_true",
+              help="Also fingerprint the weights after every batch, so a difference from an earlier run "
+                   "with --batches is placed to the batch of the first differing epoch.")
     @cell_magic
     def repro_fit(self, line, cell):
         """Reseed, restore the snapshot, recompile with a fresh optimizer, then run
@@ -237,7 +259,8 @@ class ReproMagics(Magics):
                 raise _BodyFailed(type(error).__name__) from error
 
         options = dict(source=body.source, namespace=self.shell.user_ns, hidden=self.shell.user_ns_hidden,
-                       snapshot=snapshot, cache=args.cache, verify=args.verify, label=snapshot.variable)
+                       snapshot=snapshot, cache=args.cache, verify=args.verify, label=snapshot.variable,
+                       batches=args.batches)
         namespace = self.shell.user_ns
         with _as_usage_error():
             try:

@@ -36,6 +36,10 @@ def pytest_addoption(parser):
     group.addoption("--repro-set", action="append", default=[], metavar="NAME=VALUE",
                     help="Assign VALUE (a Python literal) right after each cell that assigns NAME, e.g. "
                          "EPOCHS=2 for a short CI run; repeatable. The kernels are still compared.")
+    group.addoption("--repro-tolerance", default="", metavar="TOLERANCE",
+                    help="Pass a fit whose bits differ but whose metrics and sampled weights are this close "
+                         "(still reported as not bit-identical): 1e-5 (relative, both), "
+                         "metrics=1e-6,weights=1e-5, or weights=64ulp.")
     group.addoption("--repro-against", choices=AGAINST, default="both",
                     help="Compare each fit between the fresh kernels, with the fingerprints saved in the "
                          "notebook, or both (default).")
@@ -45,17 +49,22 @@ def pytest_configure(config):
     if not config.option.repro:
         return
     from .check import Override, validate
+    from .divergence import Tolerance
     from .errors import ReproError
 
     try:
         overrides = tuple(Override.parse(text) for text in config.option.repro_set)
         validate(config.option.repro_runs, config.option.repro_against, overrides, config.option.repro_timeout)
+        tolerance = Tolerance.parse(config.option.repro_tolerance) if config.option.repro_tolerance else None
     except ReproError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[_OVERRIDES] = overrides
+    config.stash[_TOLERANCE] = tolerance
 
 
 _OVERRIDES = pytest.StashKey()
+_TOLERANCE = pytest.StashKey()
+_TOLERATED = pytest.StashKey()  # "cell N of NB: ..." for each fit passed within the tolerance, not bit-identical
 _SAVED_MISSING = pytest.StashKey()  # fit cells compared without saved fingerprints (none in the notebook)
 
 
@@ -74,10 +83,14 @@ def pytest_report_header(config):
     line = f"repro: each notebook in {option.repro_runs} fresh kernel(s); fits compared {against[option.repro_against]}"
     if option.repro_set:
         line += f"; set after the cell that assigns each: {', '.join(option.repro_set)}"
+    if option.repro_tolerance:
+        line += f"; a fit within tolerance {option.repro_tolerance} passes, reported as not bit-identical"
     return line
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    for line in config.stash.get(_TOLERATED, []) if config.option.repro else []:
+        terminalreporter.write_line(f"repro: passed within --repro-tolerance, NOT bit-identical: {line}")
     missing = config.stash.get(_SAVED_MISSING, 0) if config.option.repro else 0
     if missing:
         terminalreporter.write_line(
@@ -113,7 +126,7 @@ class ReproNotebook(pytest.File):
                 self._check = check_notebook(self.path, option.repro_runs, option.repro_kernel,
                                              option.repro_timeout, option.repro_against,
                                              self.config.stash[_OVERRIDES], progress=lambda text: None,
-                                             cells=self.cells)
+                                             cells=self.cells, tolerance=self.config.stash[_TOLERANCE])
             except ReproError as error:
                 self._check = error
         if isinstance(self._check, Exception):
@@ -149,6 +162,10 @@ class FitCellItem(pytest.Item):
                 self.user_properties.append((f"repro.kernel{number}", f"{fit.get('input_key')} {fit.get('result')}"))
         if outcome.problems:
             raise FitDiffers(outcome)
+        if outcome.tolerated:
+            self.add_report_section("call", "repro", "\n".join(outcome.tolerated))
+            self.config.stash.setdefault(_TOLERATED, []).extend(
+                f"{self.path.name} cell {self.cell.number}: {line}" for line in outcome.tolerated)
 
     def repr_failure(self, excinfo, style=None):
         from .check import NotebookFailed

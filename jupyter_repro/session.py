@@ -42,8 +42,11 @@ class Session:
 
     def __init__(self, seed: Optional[int] = None, deterministic: bool = True, store: Optional[str] = ".repro",
                  cache_max_bytes: int = DEFAULT_CAP, seeder: Optional[Seeder] = None, signer=None,
-                 listeners: Sequence[object] = (), snapshot_memory_max_bytes: int = 64 * 2**20):
+                 listeners: Sequence[object] = (), snapshot_memory_max_bytes: int = 64 * 2**20,
+                 portable: bool = False):
         self.seeder = seeder or Seeder()
+        #: ``portable.PortableReport`` once the portable mode is asked for (``portable=True``)
+        self.portable = self.make_portable() if portable else None
         self.listeners = list(listeners)
         self.store = store
         self.cache_max_bytes = cache_max_bytes
@@ -58,6 +61,14 @@ class Session:
             self.seed(seed, deterministic)
 
     # -- seed -------------------------------------------------------------------
+    def make_portable(self):
+        """Pin the math libraries to the x86-64 AVX floor where it still takes effect
+        (``portable.py``); a report of what was set and what came too late."""
+        from .portable import apply
+
+        self.portable = apply()
+        return self.portable
+
     def seed(self, seed, deterministic: bool = True):
         """Seed every RNG (now, or when its library is imported) and set determinism."""
         return self.seeder.seed_everything(seed, deterministic)
@@ -261,14 +272,16 @@ class Session:
     def running(self, model, *, code: Optional[Callable] = None, source: Optional[str] = None,
                 namespace: Optional[dict] = None, hidden: Sequence[str] = (), snapshot=None,
                 seed: Optional[int] = None, cache: bool = False, verify: bool = False,
-                label: Optional[str] = None, state: Optional[List] = None):
+                label: Optional[str] = None, state: Optional[List] = None, batches: bool = False):
         """Context manager: the model restored and reseeded inside, the run recorded after.
 
         ``source``/``namespace``: the notebook cell that runs inside and the names it reads;
         else ``code``, the function that runs inside. With neither, the code is unknown
         and the run is "not compared". ``cache``: replay a stored result for the same
         inputs instead of training; ``verify``: train anyway and compare. ``state``: initial
-        variables other than the snapshot's (a seed trial's). What the block raises is
+        variables other than the snapshot's (a seed trial's). ``batches``: also fingerprint
+        the variables after every batch, so a difference is placed to the batch (the finer
+        look, on demand: one hash of every variable per step). What the block raises is
         raised again after the model's ``fit`` is put back; a run that did not finish is
         not recorded.
         """
@@ -279,7 +292,8 @@ class Session:
         from .inputs import add_cell, add_function
         from .observed import FilesRead
         from .quota import touch
-        from .snapshot import model_fingerprint, require_model
+        from .divergence import sketch
+        from .snapshot import host_view, model_fingerprint, require_model
 
         snapshot = snapshot or self.snapshot_for(label)
         seed = self.seeder.seed if seed is None else seed
@@ -325,7 +339,7 @@ class Session:
                                     + "; ".join(compile_changes))
             ledger = self.ledger
             replayer = self._replayer(ledger, inputs, model, verify) if cache else None
-            with self.seeder.paused(), FitCalls(model, inputs, recipe, replay=replayer) as calls, FilesRead() as files:
+            with self.seeder.paused(), FitCalls(model, inputs, recipe, replay=replayer, batches=batches) as calls, FilesRead() as files:
                 success = False
                 try:
                     yield report
@@ -335,6 +349,9 @@ class Session:
             report.fingerprint = model_fingerprint(model)
             self._remember_left(model)
             report.metrics, report.history, report.parameters = calls.metrics, calls.epochs, calls.parameters
+            report.epochs = list(calls.epoch_fingerprints)
+            report.batches = [list(epoch) for epoch in calls.batch_fingerprints]
+            report.sketch = sketch(host_view(v) for v in model.variables)
             if not calls.calls:  # a training loop of its own: what it read from disk counts too
                 try:
                     inputs.parts.update(files.fingerprints())

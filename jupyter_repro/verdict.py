@@ -52,6 +52,7 @@ class Verdict:
     env_changes: List[Tuple[str, str, str]] = field(default_factory=list)
     changed_inputs: List[str] = field(default_factory=list)  # "first": what changed since the model's last run
     elsewhere: bool = False  # the earlier run was not signed by this installation
+    distance: Optional[object] = None  # "differs": divergence.Distance, how far and from which epoch
 
     def __str__(self) -> str:
         run = self.record.get("run")
@@ -71,10 +72,12 @@ class Verdict:
         head = f"{run}: same inputs as run #{self.earlier['run']} ({_when(self.earlier)}{self._whose()})"
         if self.status == "identical":
             return f"{head} → identical ✓"
+        far = f"\n  {self.distance}" if self.distance else ""
         if self.env_changes:
-            what = "; ".join(f"{name} {before} → {now}" for name, now, before in self.env_changes)
-            return f"⚠ {head} → result DIFFERS; environment changed: {what}"
-        return f"⚠ {head} → result DIFFERS; environment unchanged, so the fit itself is not deterministic"
+            from .environment import explain
+
+            return f"⚠ {head} → result DIFFERS; {explain(self.env_changes)}{far}"
+        return f"⚠ {head} → result DIFFERS; environment unchanged, so the fit itself is not deterministic{far}"
 
     def _whose(self) -> str:
         if not self.elsewhere:
@@ -128,10 +131,11 @@ def decide(record: dict, records: List[dict], signed_here: Callable[[dict], bool
     previous, elsewhere = mine or newest, mine is None
     if previous.get("result") == record.get("result"):
         return Verdict("identical", record, previous, elsewhere=elsewhere)
+    from .divergence import distance
     from .environment import Environment
 
     changes = Environment(record.get("env", {})).diff(previous.get("env", {}))
-    return Verdict("differs", record, previous, changes, elsewhere=elsewhere)
+    return Verdict("differs", record, previous, changes, elsewhere=elsewhere, distance=distance(previous, record))
 
 
 def _when(record: dict) -> str:

@@ -86,3 +86,8 @@ def ip():
     yield shell
     shell.run_line_magic("unload_ext", "jupyter_repro")
     TestingShell.clear_instance()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "emulated: kernels under qemu-x86_64 emulating other CPUs (slow; "
+                                       "pytest -m emulated runs only these, -m 'not emulated' leaves them out)")

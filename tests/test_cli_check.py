@@ -1,4 +1,5 @@
 """Kernelspec, restart verdicts, ``jupyter-repro check`` and ``history``: real kernels."""
+import json
 import subprocess
 import sys
 
@@ -112,3 +113,15 @@ def test_check_usage_errors(tmp_path):
     assert done.returncode == 2 and "give one NOTEBOOK (none given); usage: jupyter-repro check NOTEBOOK" in done.stderr
     done = cli("check", notebook(tmp_path / "nb.ipynb", SETUP), "--against", "saved", "--set", "EPOCHS=2")
     assert done.returncode == 2 and "jupyter-repro check: --set changes the inputs" in done.stderr
+    done = cli("check", notebook(tmp_path / "nb.ipynb", SETUP), "--tolerance", "loss=1")
+    assert done.returncode == 2 and "jupyter-repro check: tolerance 'loss=1': name metrics or weights" in done.stderr
+
+
+def test_install_kernel_portable_puts_the_pins_in_the_kernels_env(tmp_path):
+    from jupyter_repro.portable import PINS
+
+    done = cli("install-kernel", "--prefix", str(tmp_path), "--name", "repro-portable", "--portable")
+    assert done.returncode == 0, done.stderr
+    assert ", portable) in " in done.stdout
+    spec = json.loads((tmp_path / "share" / "jupyter" / "kernels" / "repro-portable" / "kernel.json").read_text())
+    assert {name: spec["env"][name] for name in PINS} == PINS and "--ReproMagics.portable=True" in spec["argv"]

@@ -174,3 +174,61 @@ def test_environment_diff_names_what_changed():
     other = Environment(here, numpy="0.0.1")
     assert other.diff(here) == [("numpy", "0.0.1", here["numpy"])]
     assert Environment(keras="3.1 (not imported)").diff({"keras": "3.1"}) == []
+
+
+def test_environment_names_the_machines_arithmetic(monkeypatch):
+    import numpy  # noqa: F401  (NumPy's CPUID probe is what names the instruction sets)
+
+    from jupyter_repro import arithmetic
+    from jupyter_repro.environment import SUMMARY
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    here = collect()
+    assert set(arithmetic.FACTS) <= set(here) and set(arithmetic.FACTS) <= set(SUMMARY) and "XLA_FLAGS" in SUMMARY
+    assert here["pins"] == "ONEDNN_MAX_CPU_ISA=AVX, OPENBLAS_CORETYPE=Haswell"
+    assert "dispatch" in here["numpy simd"] and here["cpu"]
+    if "AVX2" in here["cpu isa"].split():               # an x86-64 CPU with AVX2: the cap lowers oneDNN's choice
+        assert here["onednn isa"].startswith("AVX (capped; CPU allows ")
+    features = {"SSE2": True, "SSE41": True, "AVX": True, "AVX2": True}
+    assert arithmetic.onednn_isa(features) == "AVX2"
+    assert arithmetic.onednn_isa(features, "avx512_core") == "AVX2"      # a cap above the CPU changes nothing
+    assert arithmetic.onednn_isa(features, "SSE41") == "SSE41 (capped; CPU allows AVX2)"
+    assert arithmetic.onednn_isa({"ASIMD": True}) == "none (not x86-64)"
+
+
+def test_a_change_of_arithmetic_is_the_likely_cause_never_not_deterministic(tmp_path):
+    ledger = Ledger(tmp_path)
+    native = {"keras": "3.15.1", "cpu isa": "AVX AVX2", "onednn isa": "AVX2", "pins": "none"}
+    capped = dict(native, **{"onednn isa": "AVX (capped; CPU allows AVX2)", "pins": "ONEDNN_MAX_CPU_ISA=AVX"})
+    record(ledger, "r1", native)
+    text = str(decide(record(ledger, "r2", capped), ledger.records()))
+    assert "not deterministic" not in text
+    assert ("result DIFFERS; the machine's arithmetic changed (the likely cause): onednn isa AVX2 → AVX "
+            "(capped; CPU allows AVX2); pins none → ONEDNN_MAX_CPU_ISA=AVX") in text
+    moved = dict(native, keras="3.16.0")
+    assert text_of(ledger, moved).endswith("pins ONEDNN_MAX_CPU_ISA=AVX → none; also changed: keras 3.15.1 → 3.16.0")
+    # the twin: the same arithmetic, other bits: the fit itself is not deterministic
+    assert text_of(ledger, moved).endswith("environment unchanged, so the fit itself is not deterministic")
+    # a run recorded before these facts were collected did not say: not a change
+    old = {"keras": "3.16.0"}
+    assert Environment(moved).diff(old) == []
+    assert Environment(moved, XLA_FLAGS="unset").diff(old) == []     # a summary saved before it carried XLA_FLAGS
+
+
+def text_of(ledger, env):
+    return str(decide(record(ledger, f"r{len(ledger.records()) + 1}", env), ledger.records()))
+
+
+def test_check_names_a_cpu_change_against_a_saved_summary():
+    from jupyter_repro.check import difference
+
+    saved = {"input_key": "k", "result": "aaaa", "env": {"keras": "3.15.1", "cpu isa": "AVX AVX2 FMA3", "pins": "none"}}
+    here = {"input_key": "k", "result": "bbbb", "env": {"keras": "3.15.1", "cpu isa": "AVX", "pins": "none"}}
+    assert difference(saved, here, saved=True) == ("result differs (aaaa vs bbbb) with the same inputs; the machine's "
+                                                   "arithmetic changed (the likely cause): cpu isa AVX AVX2 FMA3 → AVX")
+    inputs = dict(here, input_key="other", inputs={"fit.y": "1"})
+    assert difference(dict(saved, inputs={"fit.y": "2"}), inputs, saved=True).endswith(
+        "(the likely cause): cpu isa AVX AVX2 FMA3 → AVX")
+    assert difference(saved, dict(here, env=saved["env"]), saved=True).endswith(
+        "environment unchanged as far as the summary saved with it tells")

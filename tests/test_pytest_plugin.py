@@ -84,8 +84,9 @@ def test_reproducible_notebook_passes_an_unseeded_one_fails_naming_cell_and_inpu
     failed = next(r for r in reports if r.failed)
     assert failed.nodeid == "unseeded.ipynb::repro_fit cell 5"
     assert failed.head_line == "unseeded.ipynb cell 5: %%repro_fit model"
-    assert str(failed.longrepr).splitlines()[0] == (
-        "kernel 2 vs kernel 1: inputs differ: x of model.fit, y of model.fit, notebook value X, notebook value y")
+    assert str(failed.longrepr).splitlines()[0].startswith(
+        "kernel 2 vs kernel 1: inputs differ: x of model.fit, y of model.fit, notebook value X, notebook value y; "
+        "differs from the first epoch; largest weight difference ")   # and how much: ulp, relative, the loss
     assert "cell 5 of unseeded.ipynb:\n    %%repro_fit model\n    history = model.fit(" in str(failed.longrepr)
 
 
@@ -126,9 +127,26 @@ def test_saved_fingerprints_pass_next_to_nbval_and_nbmake_and_an_altered_one_fai
     recorder.assertoutcome(failed=1)
     failed = next(r for r in recorder.getreports("pytest_runtest_logreport") if r.failed)
     assert failed.nodeid == "altered.ipynb::repro_fit cell 5"
-    assert str(failed.longrepr).splitlines()[0] == (
+    first_line = str(failed.longrepr).splitlines()[0]
+    assert first_line.startswith(
         f"kernel 1 vs saved: result differs (000000000000 vs {saved[0]['result'][:12]}) with the same "
-        "inputs; environment unchanged as far as the summary saved with it tells")
+        "inputs; environment unchanged as far as the summary saved with it tells; identical at every epoch's "
+        f"end ({len(saved[0]['epochs'])}); largest weight difference 0 ulp (relative 0) among ")
+    assert first_line.endswith(" sampled values, a lower bound; metrics equal")  # only the fingerprint was altered
+
+    # one weight 1 ulp off in the saved sketch: fails without a tolerance, passes within one, said not bit-identical
+    off = output.metadata["jupyter_repro"]
+    dtype, data = off["sketch"][0].split(":")
+    off["sketch"][0] = f"{dtype}:{int(data[:2], 16) ^ 1:02x}{data[2:]}"
+    nbformat.write(altered, pytester.path / "tolerated.ipynb")
+    result = pytester.runpytest(*PLUGIN, "--repro", "--repro-against", "saved", "--repro-runs", "1",
+                                "--repro-tolerance", "metrics=1e-6,weights=4ulp", "tolerated.ipynb")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["repro: passed within --repro-tolerance, NOT bit-identical: tolerated.ipynb cell 5: "
+                                 "kernel 1 vs saved: result differs (* largest weight difference 1 ulp *"])
+    result = pytester.runpytest(*PLUGIN, "--repro", "--repro-against", "saved", "--repro-runs", "1",
+                                "--repro-tolerance", "weights=0ulp", "tolerated.ipynb")
+    result.assert_outcomes(failed=1)
 
 
 def test_without_repro_the_plugin_collects_and_imports_nothing(pytester):

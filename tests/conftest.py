@@ -44,6 +44,7 @@ def _cmapss_dir():
 #: The modules that take longest (real kernels, measured with --durations), handed out first
 #: so that the two xdist workers finish together; the rest follow in their usual order.
 LONGEST_FIRST = ("test_pytest_plugin.py", "test_kernel_bigmodels.py", "test_distributed.py", "test_cli_check.py",
+                 "test_kernel_model_state.py",
                  "test_kernel_workflow.py", "test_demo.py", "test_jax_multi_process.py", "test_fd001_trials.py",
                  "test_kernel_startup.py", "test_tracking.py")
 

@@ -103,10 +103,17 @@ def test_lora_restores_what_training_changes_and_verifies_the_rest(ip):
     assert any(v.path.endswith("kernel") for v in frozen)
     reports = back_and_forth(ip)
     assert all(r.restored.unchanged >= 1 for r in reports)           # the frozen base kernel
-    # Changed behind the fit's back: the next restore notices and rewrites it.
-    ip.run_cell("model.layers[0]._kernel.assign(model.layers[0]._kernel * 0)")
+    # Changed by a fit cell behind the optimizer's back: the next restore notices and rewrites it.
+    ip.run_cell("%%repro_fit model\nhistory = model.fit(X, y, epochs=1, verbose=0)\n"
+                "model.layers[0]._kernel.assign(model.layers[0]._kernel * 0)")
     again = fit(ip, 1.0)
     assert again.fingerprint == reports[0].fingerprint and again.restored.unchanged == reports[2].restored.unchanged - 1
+    # Changed by the notebook between runs (weights loaded into the frozen base): the
+    # notebook's own, kept and an input, said in the report (issue #20), not rewritten.
+    ip.run_cell("model.layers[0]._kernel.assign(model.layers[0]._kernel * 0)")
+    kept = fit(ip, 1.0)
+    assert "user changes" in kept.inputs.parts and any("kept as the notebook set them" in n for n in kept.notes)
+    assert kept.fingerprint != reports[0].fingerprint and not np.any(ip.user_ns["model"].layers[0]._kernel.numpy())
 
 
 def test_a_stored_snapshot_changed_on_disk_is_refused_before_the_model_is_touched(ip):

@@ -260,11 +260,16 @@ class KernelRun:
 def run_in_kernel(path: Path, cells: Sequence[Cell], store: Path, kernel: str = "", timeout: int = 600,
                   overrides: Sequence[Override] = ()) -> KernelRun:
     """Execute the notebook at ``path`` once, in a fresh kernel whose ledger is ``store``."""
-    from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellControlSignal
 
     notebook = read_notebook(path)
+    name = kernel or notebook.metadata.get("kernelspec", {}).get("name", "")
+    try:  # asked first: jupyter_client logs its own traceback before it raises this
+        KernelSpecManager().get_kernel_spec(name) if name else None
+    except NoSuchKernel as error:
+        raise NotebookFailed(f"no such kernel: {error.name!r} (see jupyter kernelspec list)") from None
     for cell in cells:  # nbclient knows skip-execution and raises-exception; nbval's marks map onto them
         tags = list(notebook.cells[cell.index].metadata.get("tags", None) or [])
         tags += ["skip-execution"] * bool(cell.skip) + ["raises-exception"] * cell.raises

@@ -564,3 +564,13 @@ def test_an_old_notebook_its_converter_refuses_and_json_nested_too_deep_are_one_
         with pytest.raises(BadNotebook, match=words) as refused:
             read_notebook(path)
         one_line(refused.value)
+
+
+def test_check_with_a_kernel_that_does_not_exist_is_one_line_before_any_kernel(tmp_path, capsys):
+    """Found in review: jupyter_client logged its own traceback before the one line."""
+    path = tmp_path / "ok.ipynb"
+    nbformat.write(valid_notebook("%load_ext jupyter_repro", "%%repro_fit model\nmodel.fit(X, y)"), path)
+    code, out, err = run_cli(capsys, "check", str(path), "--kernel", "no-such-kernel")
+    assert code == 2 and "Traceback" not in err and "ERROR" not in err
+    assert err.strip().endswith("no such kernel: 'no-such-kernel' (see jupyter kernelspec list)")
+    assert len(err.strip().splitlines()) == 1

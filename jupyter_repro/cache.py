@@ -24,7 +24,7 @@ import os
 from typing import List, Optional
 
 from . import distribution
-from .quota import DEFAULT_CAP, DiskQuota, touch
+from .quota import DEFAULT_CAP, DiskQuota, owner_of, touch
 from .snapshot import fixed_variables, put_variables, spec_list, specs_nbytes
 from .store import SnapshotStore
 from .tensors import host_view
@@ -63,11 +63,7 @@ class StateCache:
         self.store = SnapshotStore(directory, "states")
         self.signer = signer or Signer()
         # keep: snapshot files in use; owner: another installation's states are never evicted
-        try:
-            owner = self.signer.owner
-        except OSError:  # an unreadable key: the Replayer says so and trains; nothing is stored
-            owner = None
-        self.quota = DiskQuota(directory, max_bytes, keep=keep, owner=owner)
+        self.quota = DiskQuota(directory, max_bytes, keep=keep, owner=owner_of(self.signer))
 
     def save(self, result: str, model, history, key: str) -> dict:
         """Store the model's final variables, its optimizer's, and the History of the run

@@ -76,6 +76,15 @@ class Entry:
     used: float = 0.0
 
 
+def owner_of(signer) -> str:
+    """``signer``'s installation tag (``Signer.owner``), or one no state carries where its key
+    cannot be read: then every stored state counts as another installation's, none evicted."""
+    try:
+        return signer.owner
+    except OSError:
+        return "?"
+
+
 class DiskQuota:
     def __init__(self, directory: os.PathLike, max_bytes: int, timeout: float = 60.0, keep: Sequence = (),
                  owner: Optional[str] = None):

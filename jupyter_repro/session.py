@@ -217,18 +217,14 @@ class Session:
     def _write(self, store, snapshot, model) -> dict:
         """Store ``snapshot`` (from its copy, or straight from the model's variables) under
         the cap, and restore from the file from now on."""
-        from .quota import DiskQuota
+        from .quota import DiskQuota, owner_of
         from .snapshot import host_view
         from .tensorfile import TensorFile
 
         variables = model.variables
         read = snapshot.kept.__getitem__ if snapshot.kept is not None else (lambda i: host_view(variables[i]))
-        try:
-            owner = self.signer.owner
-        except OSError:  # no key to be had: every installation's states are someone else's
-            owner = "?"
         quota = DiskQuota(self.store, self.cache_max_bytes, keep=self._saved.values(),  # in use: not evicted
-                          owner=owner)  # nor another installation's states
+                          owner=owner_of(self.signer))  # nor another installation's states
         with quota.admit(snapshot.nbytes, f"snapshot '{snapshot.name}'"):
             manifest = store.save(snapshot.name, snapshot.fingerprint, snapshot.specs, read)
             stored = TensorFile(manifest["manifest"]).trust()  # opened under the lock: no eviction in between

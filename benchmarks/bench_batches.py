@@ -35,7 +35,7 @@ def digest_microseconds(batch, number: int = 20_000, repeat: int = 7) -> float:
     """``observed.batch_digest`` of one batch in a tight loop, in the thread's CPU time (time the
     process spends waiting for a core on this shared machine does not count): the best of
     ``repeat`` loops, per call."""
-    from jupyter_repro.observed import batch_digest
+    from jupyter_repro.run.observed import batch_digest
 
     loops = timeit.repeat(lambda: batch_digest(batch), number=number, repeat=repeat, timer=time.thread_time)
     return min(loops) / number * 1e6
@@ -44,7 +44,7 @@ def digest_microseconds(batch, number: int = 20_000, repeat: int = 7) -> float:
 def hashing_inside(fit) -> tuple:
     """Run ``fit()`` with ``observed.batch_digest`` timed where Keras calls it (the CPU time of
     the thread that reads the batches): (seconds hashing, batches, the fit's process CPU seconds)."""
-    from jupyter_repro import observed
+    from jupyter_repro.run import observed
 
     real, spent = observed.batch_digest, []
 
@@ -66,14 +66,14 @@ def hashing_inside(fit) -> tuple:
 
 
 def main(epochs: int = 20, pairs: int = 8) -> list[Comparison]:
-    from jupyter_repro.seeding import Seeder
+    from jupyter_repro.seeding.seeder import Seeder
 
     seeder = Seeder()
     seeder.seed_everything(42)  # op determinism, as %repro_seed 42 sets it before the notebook imports
     namespace: dict = {}
     exec(PREPARE.format(data_dir=data_dir()), namespace)  # noqa: S102 -- bench_fit's FD001 preparation
-    from jupyter_repro.observed import Observed
-    from jupyter_repro.snapshot import model_fingerprint
+    from jupyter_repro.run.observed import Observed
+    from jupyter_repro.model.snapshot import model_fingerprint
 
     model, X, y = namespace["model"], namespace["X_fit"], namespace["y_fit"]
     steps_per_epoch = -(-len(X) // BATCH)

@@ -147,8 +147,8 @@ def in_process_rows(size: str, repeat: int, cell_pairs: int) -> list[Comparison]
     """Restore, fingerprint and (at 1 GB) the whole fit cell, in one in-process shell."""
     import numpy as np
 
-    from jupyter_repro.fingerprint import fingerprint_arrays
-    from jupyter_repro.snapshot import model_fingerprint, read_variables
+    from jupyter_repro.values.fingerprint import fingerprint_arrays
+    from jupyter_repro.model.snapshot import model_fingerprint, read_variables
 
     ip = user_shell(tempfile.mkdtemp(prefix="repro-bench-big-"))
     run = lambda source: run_cell(ip, source)  # noqa: E731
@@ -214,8 +214,8 @@ def whole_cell_rows(ip, size: str, repeat: int, pairs: int) -> list[Comparison]:
     """The fit cell as a user runs it, against the usual recipe's cell; then where the time goes."""
     from tensorflow.python.framework import config as tf_config
 
-    from jupyter_repro.ledger import Ledger
-    from jupyter_repro.snapshot import model_fingerprint
+    from jupyter_repro.run.ledger import Ledger
+    from jupyter_repro.model.snapshot import model_fingerprint
 
     run = lambda source: run_cell(ip, source)  # noqa: E731
     optimizer = SIZES[size][3]

@@ -9,7 +9,7 @@ from common import Comparison, interleaved, timed
 def main(repeat: int = 5) -> list[Comparison]:
     import numpy as np
 
-    from jupyter_repro.fingerprint import fingerprint_value
+    from jupyter_repro.values.fingerprint import fingerprint_value
 
     rng = np.random.default_rng(0)
     arrays = [rng.random(2**26, dtype="float32") for _ in range(4)]   # 4 × 256 MiB = 1 GiB

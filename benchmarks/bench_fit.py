@@ -196,8 +196,8 @@ def main(epochs: int = 20, repeat: int = 5, fit_pairs: int = 14) -> list[Compari
 
     import inspect
 
-    from jupyter_repro.inputs import Inputs, add_cell, add_fit_call
-    from jupyter_repro.snapshot import CompileRecipe
+    from jupyter_repro.run.inputs import Inputs, add_cell, add_fit_call
+    from jupyter_repro.model.snapshot import CompileRecipe
 
     # What a fit's inputs cost before it trains: the cell's code and the notebook values it
     # reads (Session.running), then the call's arguments, architecture and compile settings

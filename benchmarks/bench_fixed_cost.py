@@ -81,8 +81,8 @@ def fixed_costs(ip, cell: str, into: list):
 def fill_ledger(store: str, runs: int) -> int:
     """Append ``runs`` records made from the last real one, each with a new id and input
     key (so each verdict scans the whole ledger) and signed here; the ledger's bytes."""
-    from jupyter_repro.ledger import Ledger
-    from jupyter_repro.signing import Signer
+    from jupyter_repro.run.ledger import Ledger
+    from jupyter_repro.store.signing import Signer
 
     ledger, signer = Ledger(store), Signer()
     read = {k: v for k, v in ledger.records()[-1].items() if k not in ("run", "signature")}
@@ -98,7 +98,7 @@ def fill_ledger(store: str, runs: int) -> int:
 
 
 def raw_last_line(store: str) -> dict:
-    from jupyter_repro.ledger import Ledger
+    from jupyter_repro.run.ledger import Ledger
 
     with open(Ledger(store).path, "rb") as handle:
         return json.loads(handle.read().splitlines()[-1])

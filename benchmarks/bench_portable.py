@@ -20,7 +20,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-from jupyter_repro.portable import PINS  # noqa: E402
+from jupyter_repro.seeding.portable import PINS  # noqa: E402
 
 FIT = r'''
 import json, sys, time
@@ -47,7 +47,7 @@ model.compile("adam", "mse")
 callbacks = []
 if fingerprints:
     sys.path.insert(0, sys.argv[4])
-    from jupyter_repro.fit import _epoch_callback
+    from jupyter_repro.run.fit import _epoch_callback
     callbacks = [_epoch_callback([])]
 model.fit(X, y, epochs=1, batch_size=batch, verbose=0, callbacks=callbacks)   # warm-up: tracing
 start = time.perf_counter()

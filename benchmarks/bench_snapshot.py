@@ -8,7 +8,7 @@ def main(repeat: int = 5) -> list[Comparison]:
     import keras
     import numpy as np
 
-    from jupyter_repro.snapshot import Snapshot, assign_variables
+    from jupyter_repro.model.snapshot import Snapshot, assign_variables
 
     model = keras.Sequential([keras.Input((10_000,)), keras.layers.Dense(10_000, use_bias=False)])
     model.compile(optimizer="adam", loss="mse")

@@ -83,7 +83,7 @@ def main():
     # W switches the wrapper off on the class itself: Session.running (which the magic calls)
     # still enters and leaves FitCalls(model, inputs, recipe, replay), which then records nothing
     # (W's report then says "no model.fit in the cell"; its ledger line lacks the fit's inputs).
-    from jupyter_repro import fit as fit_module
+    from jupyter_repro.run import fit as fit_module
 
     real = fit_module.FitCalls.__enter__, fit_module.FitCalls.__exit__
     store = magics.store

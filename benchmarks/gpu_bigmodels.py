@@ -42,7 +42,7 @@ if mode != "plain":
     from jupyter_repro import Session
     session = Session(seed=42, deterministic=(mode == "repro"), store=None)
 import numpy as np, keras, keras_hub
-from jupyter_repro.snapshot import model_fingerprint   # reads variables; sets nothing
+from jupyter_repro.model.snapshot import model_fingerprint   # reads variables; sets nothing
 if mode == "plain":
     keras.utils.set_random_seed(42)
 tokens = np.random.default_rng(0).integers(1, 1000, size=(samples, 64)).astype("int32")

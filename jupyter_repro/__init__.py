@@ -12,11 +12,11 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "DistributionError": "errors", "ModelError": "errors", "ReproError": "errors", "SeedError": "errors", "SnapshotMismatch": "errors",
-    "FitReport": "fit", "Session": "session", "reproducible_fit": "session", "Verdict": "verdict", "Inputs": "inputs",
-    "SeedReport": "seeding", "Seeder": "seeding", "cell_seed": "seeding", "hash_seed_at_start": "seeding",
-    "seed_everything": "seeding",
-    "Snapshot": "snapshot", "model_fingerprint": "snapshot",
-    "Ledger": "ledger",
+    "FitReport": "run.fit", "Session": "run.session", "reproducible_fit": "run.session", "Verdict": "run.verdict", "Inputs": "run.inputs",
+    "SeedReport": "seeding.seeder", "Seeder": "seeding.seeder", "cell_seed": "seeding.seeder", "hash_seed_at_start": "seeding.seeder",
+    "seed_everything": "seeding.seeder",
+    "Snapshot": "model.snapshot", "model_fingerprint": "model.snapshot",
+    "Ledger": "run.ledger",
 }
 __all__ = sorted(_EXPORTS)
 

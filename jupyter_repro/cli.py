@@ -195,8 +195,8 @@ class CheckApp(_Command):
                "against": "CheckApp.against", "set": "CheckApp.overrides", "tolerance": "CheckApp.tolerance"}
 
     def start(self):
-        from .check import NotebookFailed, Override, check_notebook, validate
-        from .divergence import Tolerance
+        from .run.check import NotebookFailed, Override, check_notebook, validate
+        from .run.divergence import Tolerance
 
         if len(self.extra_args) != 1:
             given = f"{len(self.extra_args)} given: {' '.join(self.extra_args)}" if self.extra_args else "none given"
@@ -223,7 +223,7 @@ class HistoryApp(_Command):
     description = "Print the run ledger in DIR (default .repro) as a table."
 
     def start(self):
-        from .ledger import Ledger, history_frame
+        from .run.ledger import Ledger, history_frame
 
         if len(self.extra_args) > 1:
             _fail(f"jupyter-repro history: give one folder, not {len(self.extra_args)}: {' '.join(self.extra_args)}", 2)

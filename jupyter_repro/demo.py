@@ -101,7 +101,7 @@ def run_demo(alphas: Sequence[float] = (1.0, 0.4, 0.2, 0.4), epochs: int = 20,
     """Execute the notebook's back-and-forth in one fresh kernel and compare repeats."""
     from nbclient import NotebookClient
 
-    from .check import read_notebook
+    from .run.check import read_notebook
     from .datasets import load_or_synthesize
 
     env = {k: v for k, v in os.environ.items() if k != "CMAPSS_DIR"}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import ReproError
-from .seeding import validate_seed
+from .seeding.seeder import validate_seed
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -24,7 +24,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, portable: bool = False) -> dict:
     """The kernel.json: seed flags in argv; in env, what must be set before Python,
     JAX (``XLA_FLAGS``) or CUDA (``CUBLAS_WORKSPACE_CONFIG``) start."""
-    from .frameworks import CUBLAS_WORKSPACE, XLA_DETERMINISM
+    from .seeding.frameworks import CUBLAS_WORKSPACE, XLA_DETERMINISM
 
     seed = validate_seed(seed)
     env = {"PYTHONHASHSEED": str(seed), "XLA_FLAGS": XLA_DETERMINISM,
@@ -36,7 +36,7 @@ def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, por
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
             "--ext=jupyter_repro", f"--ReproMagics.seed={seed}"]
     if portable:  # in env: glibc reads its pin when the process starts, NumPy and oneDNN theirs when they load
-        from .portable import PINS
+        from .seeding.portable import PINS
 
         env.update(PINS)
         argv.append("--ReproMagics.portable=True")

@@ -27,9 +27,9 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 
 from .errors import ReproError
-from .quota import DEFAULT_CAP, validate_cap
-from .seeding import Seeder, validate_seed
-from .session import Session
+from .store.quota import DEFAULT_CAP, validate_cap
+from .seeding.seeder import Seeder, validate_seed
+from .run.session import Session
 
 # The rest of the core (fit, snapshot, cache, store, trials, environment) imports NumPy;
 # it is imported inside the magics that use it, so %load_ext at kernel start does not.
@@ -66,7 +66,7 @@ class ReproMagics(Magics):
         "before any user import.")).tag(config=True)
     portable = Bool(False, help=(
         "Pin TensorFlow's oneDNN, OpenBLAS, NumPy's SIMD dispatch and glibc's math to the x86-64 AVX "
-        "floor, so fits give the same bits on every x86-64 CPU with AVX (jupyter_repro/portable.py). "
+        "floor, so fits give the same bits on every x86-64 CPU with AVX (jupyter_repro/seeding/portable.py). "
         "Set in config (or by install-kernel --portable, which also sets them in the kernel's env), it "
         "takes effect at kernel start; set later, a pin whose library is loaded is reported too late."
         )).tag(config=True)
@@ -240,7 +240,7 @@ class ReproMagics(Magics):
     def repro_fit(self, line, cell):
         """Reseed, restore the snapshot, recompile with a fresh optimizer, then run
         the cell: the same inputs give the same weights, to the bit."""
-        from .trials import trial_seeds
+        from .run.trials import trial_seeds
 
         args = _arguments(self.repro_fit, line)
         trials = args.trials is not None or args.seeds is not None
@@ -297,12 +297,12 @@ class ReproMagics(Magics):
     def repro_history(self, line):
         """The recorded runs as a DataFrame (inputs and result fingerprints, verdict,
         metrics), coloured by verdict; ``--plot``: their loss curves."""
-        from .ledger import history_frame
+        from .run.ledger import history_frame
 
         args = _arguments(self.repro_history, line)
         if self.session.ledger is None:
             raise UsageError("no ledger: ReproMagics.store is empty; set it, e.g. %config ReproMagics.store = '.repro'")
-        from .history import plot_runs
+        from .run.history import plot_runs
 
         with _as_usage_error():
             records = self.session.ledger.records()
@@ -315,7 +315,7 @@ class ReproMagics(Magics):
     @line_magic
     def repro_env(self, line):
         """Versions, devices and determinism flags a result depends on."""
-        from . import environment
+        from .run import environment
 
         if line.strip():
             raise UsageError("%repro_env takes no arguments")

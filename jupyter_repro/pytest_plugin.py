@@ -48,8 +48,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     if not config.option.repro:
         return
-    from .check import Override, validate
-    from .divergence import Tolerance
+    from .run.check import Override, validate
+    from .run.divergence import Tolerance
     from .errors import ReproError
 
     try:
@@ -102,7 +102,7 @@ class ReproNotebook(pytest.File):
     """A notebook: one item per ``%%repro_fit`` cell; run in fresh kernels once, on demand."""
 
     def collect(self):
-        from .check import BadNotebook, read_cells, read_notebook
+        from .run.check import BadNotebook, read_cells, read_notebook
 
         self._check, self.failure_shown = None, False
         try:
@@ -117,7 +117,7 @@ class ReproNotebook(pytest.File):
 
     def check(self):
         """The notebook's ``check.Check``, made on first use (or the error that stopped it)."""
-        from .check import check_notebook
+        from .run.check import check_notebook
         from .errors import ReproError
 
         if self._check is None:
@@ -168,7 +168,7 @@ class FitCellItem(pytest.Item):
                 f"{self.path.name} cell {self.cell.number}: {line}" for line in outcome.tolerated)
 
     def repr_failure(self, excinfo, style=None):
-        from .check import NotebookFailed
+        from .run.check import NotebookFailed
         from .errors import ReproError
 
         error = excinfo.value

@@ -126,7 +126,7 @@ class MlflowTracker:
             tags=[RunTag(k, _text(v, 5000)) for k, v in self._tags(report).items()])
 
     def _tags(self, report) -> dict:
-        from . import environment
+        from .run import environment
 
         verdict = report.verdict
         tags = {"repro.input_key": report.input_key, "repro.result": report.fingerprint,

@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from jupyter_repro import Session, cli
-from jupyter_repro import check as check_module
-from jupyter_repro.check import BadNotebook, Check, KernelRun, read_cells, read_notebook
+from jupyter_repro.run import check as check_module
+from jupyter_repro.run.check import BadNotebook, Check, KernelRun, read_cells, read_notebook
 from jupyter_repro.errors import ReproError
-from jupyter_repro.ledger import Ledger, history_frame, well_formed
-from jupyter_repro.store import SnapshotStore
-from jupyter_repro.tensorfile import CorruptSnapshot
-from jupyter_repro.verdict import decide
+from jupyter_repro.run.ledger import Ledger, history_frame, well_formed
+from jupyter_repro.store.snapshot_store import SnapshotStore
+from jupyter_repro.store.tensorfile import CorruptSnapshot
+from jupyter_repro.run.verdict import decide
 
 pytest_plugins = ["pytester"]
 
@@ -453,7 +453,7 @@ def test_battery_ledger_lines(tmp_path_factory, capsys, written_ledger, how, whe
     history_frame(records).to_string()
     history_frame(records, model="model", last=1)
     if where % 10 == 0:  # a figure costs 100 ms
-        from jupyter_repro.history import plot_runs
+        from jupyter_repro.run.history import plot_runs
 
         try:
             plot_runs(records)

@@ -11,7 +11,7 @@ import pytest
 from IPython.core.error import UsageError
 from traitlets import TraitError
 
-from jupyter_repro.tensorfile import TensorFile
+from jupyter_repro.store.tensorfile import TensorFile
 
 MODEL = '''
 import numpy as np, keras

@@ -118,7 +118,7 @@ def test_check_usage_errors(tmp_path):
 
 
 def test_install_kernel_portable_puts_the_pins_in_the_kernels_env(tmp_path):
-    from jupyter_repro.portable import PINS
+    from jupyter_repro.seeding.portable import PINS
 
     done = cli("install-kernel", "--prefix", str(tmp_path), "--name", "repro-portable", "--portable")
     assert done.returncode == 0, done.stderr

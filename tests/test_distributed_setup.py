@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def processes(monkeypatch):
     """Pretend this process is one of ``n`` (JAX's process count, as the core reads it)."""
-    from jupyter_repro import distribution
+    from jupyter_repro.model import distribution
 
     def set_count(n):
         monkeypatch.setattr(distribution, "processes", lambda: (n, 0))
@@ -73,7 +73,7 @@ def test_a_seed_after_jax_distributed_initialize_is_refused_and_changes_nothing(
 
 
 def test_repro_seed_after_initialize_is_a_usage_error(ip, monkeypatch):
-    from jupyter_repro import distribution
+    from jupyter_repro.model import distribution
 
     ip.run_line_magic("repro_seed", "42")
     monkeypatch.setattr(distribution, "jax_distributed", lambda: True)
@@ -124,7 +124,7 @@ def test_the_process_count_is_part_of_the_inputs(ip, processes):
 def test_keras_distribution_objects_count_by_their_layout_not_their_process():
     import keras
 
-    from jupyter_repro.fingerprint import fingerprint_value
+    from jupyter_repro.values.fingerprint import fingerprint_value
 
     devices = keras.distribution.list_devices()
     first, second = (keras.distribution.DataParallel(devices=devices) for _ in range(2))

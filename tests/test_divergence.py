@@ -3,8 +3,8 @@ and the tolerance a CI passes them within (in-process)."""
 import numpy as np
 import pytest
 
-from jupyter_repro.check import difference, within
-from jupyter_repro.divergence import Distance, Tolerance, distance, first_difference, sketch, ulps
+from jupyter_repro.run.check import difference, within
+from jupyter_repro.run.divergence import Distance, Tolerance, distance, first_difference, sketch, ulps
 from jupyter_repro.errors import ReproError
 
 

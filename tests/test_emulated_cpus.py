@@ -16,9 +16,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from jupyter_repro.check import check_notebook, read_cells
-from jupyter_repro.divergence import Tolerance
-from jupyter_repro.portable import PINS
+from jupyter_repro.run.check import check_notebook, read_cells
+from jupyter_repro.run.divergence import Tolerance
+from jupyter_repro.seeding.portable import PINS
 
 from kernel import INSTALLED, QUIET_TF
 

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_repro.fingerprint import Unfingerprintable, fingerprint_value, without_layer_names
-from jupyter_repro.inputs import Inputs, add_cell, changed
-from jupyter_repro.signing import Signer
-from jupyter_repro.source import canonical_source, names_read
+from jupyter_repro.values.fingerprint import Unfingerprintable, fingerprint_value, without_layer_names
+from jupyter_repro.run.inputs import Inputs, add_cell, changed
+from jupyter_repro.store.signing import Signer
+from jupyter_repro.values.source import canonical_source, names_read
 
 
 def test_values_by_content():
@@ -165,8 +165,8 @@ def test_a_script_gets_verdicts_without_ipython(tmp_path):
 def test_crafted_state_with_matching_checksums_is_not_replayed(ip, tmp_path):
     """A .repro/ folder edited by hand, or copied from elsewhere: checksums match the
     bytes, only the signature tells. Neither kind is replayed; both train anew."""
-    from jupyter_repro.cache import StateCache
-    from jupyter_repro.tensorfile import read_manifest, write
+    from jupyter_repro.run.cache import StateCache
+    from jupyter_repro.store.tensorfile import read_manifest, write
 
     ip.run_cell("%repro_seed 42")
     ip.run_cell("import numpy as np, keras\nX = np.ones((32, 3), 'float32')\n"

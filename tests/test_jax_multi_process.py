@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from jupyter_repro.ledger import Ledger
+from jupyter_repro.run.ledger import Ledger
 from kernel import needs
 
 pytestmark = needs("jax")  # multi-process keras.distribution runs on JAX

@@ -8,13 +8,13 @@ import textwrap
 import pytest
 from filelock import FileLock
 
-from jupyter_repro.environment import Environment, collect
-from jupyter_repro.ledger import Ledger, history_frame
-from jupyter_repro.verdict import decide
+from jupyter_repro.run.environment import Environment, collect
+from jupyter_repro.run.ledger import Ledger, history_frame
+from jupyter_repro.run.verdict import decide
 
 APPENDER = """
 import sys
-from jupyter_repro.ledger import Ledger
+from jupyter_repro.run.ledger import Ledger
 ledger = Ledger(sys.argv[1])
 for i in range(1000):
     ledger.append({"writer": sys.argv[2], "i": i, "input_key": "k", "result": "r" * 64})
@@ -38,7 +38,7 @@ def test_appends_wait_for_the_ledgers_filelock_across_processes(tmp_path):
     Ledger(tmp_path).append({"input_key": "a", "result": "1"})
     appender = textwrap.dedent("""
         import sys
-        import jupyter_repro.ledger as ledger
+        import jupyter_repro.run.ledger as ledger
         ledger.LOCK_TIMEOUT = 0.5
         try:
             ledger.Ledger(sys.argv[1]).append({"input_key": "b", "result": "2"})
@@ -65,7 +65,7 @@ def test_loads_and_records_without_fcntl_or_pread(tmp_path):
         from IPython.core.interactiveshell import InteractiveShell
         shell = InteractiveShell.instance()
         shell.extension_manager.load_extension("jupyter_repro")
-        from jupyter_repro.ledger import Ledger
+        from jupyter_repro.run.ledger import Ledger
         ledger = Ledger(sys.argv[1])
         print([ledger.append({"input_key": key})["run"] for key in "ab"], "repro_fit" in shell.magics_manager.magics["cell"])
         """)
@@ -179,8 +179,8 @@ def test_environment_diff_names_what_changed():
 def test_environment_names_the_machines_arithmetic(monkeypatch):
     import numpy  # noqa: F401  (NumPy's CPUID probe is what names the instruction sets)
 
-    from jupyter_repro import arithmetic
-    from jupyter_repro.environment import SUMMARY
+    from jupyter_repro.run import arithmetic
+    from jupyter_repro.run.environment import SUMMARY
 
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX")
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
@@ -221,7 +221,7 @@ def text_of(ledger, env):
 
 
 def test_check_names_a_cpu_change_against_a_saved_summary():
-    from jupyter_repro.check import difference
+    from jupyter_repro.run.check import difference
 
     saved = {"input_key": "k", "result": "aaaa", "env": {"keras": "3.15.1", "cpu isa": "AVX AVX2 FMA3", "pins": "none"}}
     here = {"input_key": "k", "result": "bbbb", "env": {"keras": "3.15.1", "cpu isa": "AVX", "pins": "none"}}

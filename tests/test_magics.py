@@ -8,7 +8,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from conftest import make_shell
-from jupyter_repro import import_hook
+from jupyter_repro.seeding import import_hook
 
 MODEL = '''
 import numpy as np, keras

@@ -1,7 +1,7 @@
 """The portable mode's pins: set where they still take effect, reported too late where not
 (in-process; the bits under emulated CPUs: test_emulated_cpus.py)."""
 from jupyter_repro.kernelspec import kernel_spec
-from jupyter_repro.portable import PINS, apply
+from jupyter_repro.seeding.portable import PINS, apply
 
 AT_START = {"GLIBC_TUNABLES": PINS["GLIBC_TUNABLES"]}
 

@@ -18,8 +18,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-import jupyter_repro.environment  # noqa: F401 -- the plugin imports it late; here it is in before pytester's snapshot
-from jupyter_repro.check import Cell, Override, difference, read_cells
+import jupyter_repro.run.environment  # noqa: F401 -- the plugin imports it late; here it is in before pytester's snapshot
+from jupyter_repro.run.check import Cell, Override, difference, read_cells
 from jupyter_repro.errors import ReproError
 
 pytest_plugins = ["pytester"]
@@ -155,7 +155,7 @@ def test_without_repro_the_plugin_collects_and_imports_nothing(pytester):
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     loaded = subprocess.run([sys.executable, "-c", "import json, sys, jupyter_repro.pytest_plugin\n"
                              "print(json.dumps(sorted(set(sys.modules) & {'numpy', 'nbclient', 'nbformat', "
-                             "'IPython', 'keras', 'jupyter_repro.check'})))"],
+                             "'IPython', 'keras', 'jupyter_repro.run.check'})))"],
                             capture_output=True, text=True, check=True)
     assert json.loads(loaded.stdout) == []
 
@@ -258,7 +258,7 @@ def test_difference_names_the_input_the_result_and_the_environment():
 def test_fit_report_puts_its_fingerprints_in_the_output_metadata_beside_the_other_reprs(ip):
     """IPython's DisplayFormatter takes text/plain and text/html from the other _repr_*_
     methods; the bundle adds only the metadata the .ipynb saves."""
-    from jupyter_repro.fit import FitReport
+    from jupyter_repro.run.fit import FitReport
 
     ip.run_cell("%repro_seed 3")
     ip.run_cell(MODEL + "\n" + DATA)

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
-from jupyter_repro.fit import FitReport
-from jupyter_repro.history import HistoryFrame
-from jupyter_repro.ledger import Ledger, history_frame
-from jupyter_repro.verdict import STYLES, Verdict
+from jupyter_repro.run.fit import FitReport
+from jupyter_repro.run.history import HistoryFrame
+from jupyter_repro.run.ledger import Ledger, history_frame
+from jupyter_repro.run.verdict import STYLES, Verdict
 from kernel import Kernel
 
 MODEL = '''

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from jupyter_repro import SeedError, cell_seed
-from jupyter_repro.import_hook import ImportHook
-from jupyter_repro.seeding import validate_seed
+from jupyter_repro.seeding.import_hook import ImportHook
+from jupyter_repro.seeding.seeder import validate_seed
 from kernel import requires
 
 
@@ -50,7 +50,7 @@ def test_hash_seed_without_proc_is_read_as_the_package_first_saw_it(at_start, ex
     imported stands in, so a variable set later in the process is still not believed."""
     assert python("""
         import os
-        import jupyter_repro.seeding as seeding
+        import jupyter_repro.seeding.seeder as seeding
         seeding._PROC_ENVIRON = os.path.join(os.sep, "no", "proc", "here")
         os.environ['PYTHONHASHSEED'] = '5'
         print(seeding.hash_seed_at_start())""", **({"PYTHONHASHSEED": at_start} if at_start else {})) == [expected]

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import xxhash
 
-from jupyter_repro.fingerprint import fingerprint_arrays, fingerprint_value
-from jupyter_repro.signing import Signer
-from jupyter_repro.store import CorruptSnapshot, SnapshotStore
-from jupyter_repro.tensorfile import TensorFile
+from jupyter_repro.values.fingerprint import fingerprint_arrays, fingerprint_value
+from jupyter_repro.store.signing import Signer
+from jupyter_repro.store.snapshot_store import CorruptSnapshot, SnapshotStore
+from jupyter_repro.store.tensorfile import TensorFile
 from kernel import requires
 
 
@@ -221,7 +221,7 @@ def test_fingerprints_of_numpy_dtypes_did_not_change():
 @requires("torch")
 def test_torch_bfloat16_and_float8_tensors_are_read_without_losing_a_bit():
     import torch
-    from jupyter_repro.tensors import host_copy, host_view, to_torch
+    from jupyter_repro.values.tensors import host_copy, host_view, to_torch
 
     for dtype, kind in ((torch.bfloat16, ml_dtypes.bfloat16), (torch.float8_e4m3fn, ml_dtypes.float8_e4m3fn)):
         tensor = torch.linspace(-3, 3, 11).to(dtype)

@@ -13,8 +13,8 @@ import pytest
 from traitlets import TraitError
 
 from jupyter_repro import ReproError, Session
-from jupyter_repro.ledger import Ledger
-from jupyter_repro.quota import DiskQuota
+from jupyter_repro.run.ledger import Ledger
+from jupyter_repro.store.quota import DiskQuota
 from store_folders import files_under, read_only_folder  # noqa: F401 -- a fixture
 
 MODEL = '''

@@ -2,7 +2,7 @@
 import pytest
 from IPython.core.error import UsageError
 
-from jupyter_repro.cache import StateCache
+from jupyter_repro.run.cache import StateCache
 
 MODEL = '''
 import numpy as np, keras
@@ -164,7 +164,7 @@ def test_cache_needs_a_store(shell):
 def test_refusal_names_each_callback_with_effects(tmp_path):
     import keras
 
-    from jupyter_repro.cache import refusal
+    from jupyter_repro.run.cache import refusal
 
     assert refusal([keras.callbacks.TensorBoard(str(tmp_path))]).startswith("TensorBoard writes TensorBoard logs")
     assert refusal([keras.callbacks.LambdaCallback()]).startswith("LambdaCallback runs arbitrary code")

@@ -28,11 +28,11 @@ from typing import Dict, Optional
 
 import xxhash
 
-from .distribution import check_seed_allowed
-from .errors import SeedError
+from ..model.distribution import check_seed_allowed
+from ..errors import SeedError
 from . import frameworks
 from .import_hook import ImportHook
-from .source import canonical_source
+from ..values.source import canonical_source
 
 MAX_SEED = 2**32 - 1  # NumPy's legacy global RNG takes seeds below 2**32.
 
@@ -177,7 +177,7 @@ class Seeder:
     def close(self) -> None:
         """Remove the import hook and the stderr filter (``tf_messages.py``); seeds already
         applied stay applied."""
-        from . import tf_messages
+        from ..model import tf_messages
 
         if self._hook is not None:
             self._hook.remove()

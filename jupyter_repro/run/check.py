@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import nbformat
 
 from .divergence import Tolerance, distance
-from .errors import ReproError
+from ..errors import ReproError
 from .fit import METADATA_KEY
 from .ledger import Ledger
 

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import xxhash
 
-from .fingerprint import Unfingerprintable, _Walker, array_bytes, dtype_tag
+from ..values.fingerprint import Unfingerprintable, _Walker, array_bytes, dtype_tag
 
 
 def batch_digest(batch) -> bytes:
@@ -218,7 +218,7 @@ def _audit(event, args):
         return
     import os
 
-    from .fingerprint import _is_library_file
+    from ..values.fingerprint import _is_library_file
 
     path, mode, flags = args
     if not isinstance(path, (str, bytes, os.PathLike)) or isinstance(path, int):

@@ -150,7 +150,7 @@ def _load_legacy(directory: Path, manifest: dict) -> List[np.ndarray]:
 
 
 def _read_legacy(directory: Path, manifest: dict) -> List[np.ndarray]:
-    from .tensors import numpy_dtype
+    from ..values.tensors import numpy_dtype
 
     path = directory / manifest["data"]
     try:

@@ -29,8 +29,8 @@ from typing import Dict, Iterable, List, Optional
 
 import xxhash
 
-from .fingerprint import Unfingerprintable, fingerprint_value, layer_config, without_layer_names
-from .source import canonical_source, names_read
+from ..values.fingerprint import Unfingerprintable, fingerprint_value, layer_config, without_layer_names
+from ..values.source import canonical_source, names_read
 
 #: fit arguments fingerprinted one by one (so a difference can be named); the rest together
 DATA_ARGUMENTS = ("x", "y", "validation_data", "sample_weight", "class_weight", "callbacks")

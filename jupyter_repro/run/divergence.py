@@ -180,7 +180,7 @@ class Tolerance:
     @classmethod
     def parse(cls, text: str) -> "Tolerance":
         """``1e-5`` (metrics and weights, relative), ``metrics=1e-6,weights=1e-5``, ``weights=64ulp``."""
-        from .errors import ReproError
+        from ..errors import ReproError
 
         def number(value: str, what: str) -> float:
             try:

@@ -14,10 +14,11 @@ from html import escape
 from importlib import metadata
 from typing import Dict, List, Tuple
 
-from . import __name__ as _package
-from . import arithmetic, distribution
-from .frameworks import jax_initialised
-from .seeding import hash_seed_at_start
+from .. import __name__ as _package
+from . import arithmetic
+from ..model import distribution
+from ..seeding.frameworks import jax_initialised
+from ..seeding.seeder import hash_seed_at_start
 
 
 def _version(module_name: str, *distributions: str) -> str:

@@ -26,8 +26,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .fingerprint import ArraysFingerprint, Unfingerprintable, bytes_digest, fingerprint_value
-from .tensors import host_view
+from ..values.fingerprint import ArraysFingerprint, Unfingerprintable, bytes_digest, fingerprint_value
+from ..values.tensors import host_view
 
 
 def preprocessing_layers(model) -> List:

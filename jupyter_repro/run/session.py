@@ -32,9 +32,9 @@ import time
 import weakref
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .errors import DistributionError, ReproError
-from .quota import DEFAULT_CAP
-from .seeding import Seeder, validate_seed
+from ..errors import DistributionError, ReproError
+from ..store.quota import DEFAULT_CAP
+from ..seeding.seeder import Seeder, validate_seed
 
 
 class Session:
@@ -64,7 +64,7 @@ class Session:
     def make_portable(self):
         """Pin the math libraries to the x86-64 AVX floor where it still takes effect
         (``portable.py``); a report of what was set and what came too late."""
-        from .portable import apply
+        from ..seeding.portable import apply
 
         self.portable = apply()
         return self.portable
@@ -76,7 +76,7 @@ class Session:
     @property
     def signer(self):
         if self._signer is None:
-            from .signing import Signer
+            from ..store.signing import Signer
 
             self._signer = Signer()
         return self._signer
@@ -88,7 +88,7 @@ class Session:
 
     @cache_max_bytes.setter
     def cache_max_bytes(self, value) -> None:
-        from .quota import validate_cap
+        from ..store.quota import validate_cap
 
         self._cache_max_bytes = validate_cap(value)
 
@@ -105,7 +105,7 @@ class Session:
         A state up to ``snapshot_memory_max_bytes`` is also kept in memory; a larger one
         is restored from its stored file, memory-mapped, so RAM holds the weights once.
         """
-        from .snapshot import Snapshot, require_model, specs_nbytes, variable_specs
+        from ..model.snapshot import Snapshot, require_model, specs_nbytes, variable_specs
 
         _require_name(name, "the snapshot's name")
         _require_name(variable, "the model's variable name")
@@ -123,7 +123,7 @@ class Session:
     def _remember_left(self, model) -> None:
         """What ``model``'s variables hold now, as a snapshot or a run left them: a later
         difference was made by the notebook (``model_state.UserChanges``)."""
-        from .model_state import optimizer_steps, variable_digests
+        from ..model.model_state import optimizer_steps, variable_digests
 
         self._left[id(model)] = (_weak(model), variable_digests(model), optimizer_steps(model))
 
@@ -134,7 +134,7 @@ class Session:
     def _trained_since(self, model) -> bool:
         """True when ``model``'s optimizer took steps since the snapshot or its last run:
         trained outside ``%%repro_fit`` (then its weights are the fit's, not the notebook's)."""
-        from .model_state import optimizer_steps
+        from ..model.model_state import optimizer_steps
 
         known, now = self._left.get(id(model)), optimizer_steps(model)
         return known is not None and known[0]() is model and now is not None and now != known[2]
@@ -162,8 +162,8 @@ class Session:
         copying it; say how it compares with the one saved under its name before. A store
         that cannot be written costs only the copy on disk: the snapshot is registered all
         the same (in memory, whatever its size), and the status says so."""
-        from .quota import OverCap, unwritable
-        from .snapshot import read_variables
+        from ..store.quota import OverCap, unwritable
+        from ..model.snapshot import read_variables
 
         if not self.store:
             return "kept in memory (no store)"
@@ -178,8 +178,8 @@ class Session:
         return status
 
     def _save(self, snapshot, model) -> str:
-        from .quota import touch
-        from .store import LEGACY, CorruptSnapshot, SnapshotStore
+        from ..store.quota import touch
+        from ..store.snapshot_store import LEGACY, CorruptSnapshot, SnapshotStore
 
         store = SnapshotStore(self.store)
         damaged = None
@@ -217,9 +217,9 @@ class Session:
     def _write(self, store, snapshot, model) -> dict:
         """Store ``snapshot`` (from its copy, or straight from the model's variables) under
         the cap, and restore from the file from now on."""
-        from .quota import DiskQuota, owner_of
-        from .snapshot import host_view
-        from .tensorfile import TensorFile
+        from ..store.quota import DiskQuota, owner_of
+        from ..model.snapshot import host_view
+        from ..store.tensorfile import TensorFile
 
         variables = model.variables
         read = snapshot.kept.__getitem__ if snapshot.kept is not None else (lambda i: host_view(variables[i]))
@@ -243,7 +243,7 @@ class Session:
         """The compile settings a fit uses: the model's as they are now (a ``compile`` after
         the snapshot counts), each time with a brand-new optimizer; and what differs from
         the snapshot's, for the report."""
-        from .snapshot import CompileRecipe
+        from ..model.snapshot import CompileRecipe
 
         known = self._compiled.get(id(model))
         current = (model, model.optimizer, getattr(model, "_compile_config", None))
@@ -281,15 +281,15 @@ class Session:
         raised again after the model's ``fit`` is put back; a run that did not finish is
         not recorded.
         """
-        from .distribution import layout, processes
-        from .fingerprint import fingerprint_arrays, fingerprint_value
+        from ..model.distribution import layout, processes
+        from ..values.fingerprint import fingerprint_arrays, fingerprint_value
         from .fit import FitCalls, FitReport
-        from .fingerprint import Unfingerprintable
+        from ..values.fingerprint import Unfingerprintable
         from .inputs import add_cell, add_function
         from .observed import FilesRead
-        from .quota import touch
+        from ..store.quota import touch
         from .divergence import sketch
-        from .snapshot import host_view, model_fingerprint, require_model
+        from ..model.snapshot import host_view, model_fingerprint, require_model
 
         snapshot = snapshot or self.snapshot_for(label)
         seed = self.seeder.seed if seed is None else seed
@@ -358,7 +358,7 @@ class Session:
             if ledger is not None:  # read after the fit: nothing extra is held while it trains
                 self._record(report, ledger, calls, replayer, model)
         except BaseException as error:  # the listeners hear of it, then it goes on as it was
-            from .model_state import optimizer_steps
+            from ..model.model_state import optimizer_steps
 
             steps = optimizer_steps(model)
             if steps is not None and steps[1] > 0:  # it trained before it stopped: what it changed is the fit's
@@ -371,8 +371,8 @@ class Session:
         """The model's state that is the notebook's, not the fit's (``model_state.py``):
         its preprocessing layers' state, and the variables it changed since the last run;
         each an input by content, never written by the restore. ``id`` of those variables."""
-        from .fingerprint import Unfingerprintable
-        from .model_state import UserChanges, preprocessing_fingerprint, preprocessing_variables
+        from ..values.fingerprint import Unfingerprintable
+        from ..model.model_state import UserChanges, preprocessing_fingerprint, preprocessing_variables
 
         keep = preprocessing_variables(model)
         try:
@@ -412,8 +412,8 @@ class Session:
         full, a bad path) costs the record, never the fit: the model stays as trained and
         the report says in one line that the run was not recorded."""
         from . import environment
-        from .distribution import processes
-        from .quota import OverCap, unwritable
+        from ..model.distribution import processes
+        from ..store.quota import OverCap, unwritable
         from .verdict import Verdict, decide
 
         record = report.record(environment.collect())
@@ -463,7 +463,7 @@ class Session:
         the session seed is not among ``seeds``). ``metrics()`` gives the values to collect,
         those of ``metric_names``: each must be set by the cell (``source=``) or be in
         ``namespace=``, checked before any trial runs."""
-        from .snapshot import assign_variables, read_variables
+        from ..model.snapshot import assign_variables, read_variables
         from .trials import checked_seeds, initial_state, require_metrics, trial_row, trials_frame
 
         seeds = checked_seeds(seeds)

@@ -33,8 +33,8 @@ from typing import Dict, List, Optional
 import xxhash
 from filelock import FileLock, Timeout
 
-from .atomic import atomic_file
-from .errors import ReproError
+from ..store.atomic import atomic_file
+from ..errors import ReproError
 
 FILE = "ledger.jsonl"
 ENVIRONMENTS = "environments"

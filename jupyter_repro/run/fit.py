@@ -12,7 +12,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-from .fingerprint import Unfingerprintable
+from ..values.fingerprint import Unfingerprintable
 from .inputs import DATA_ARGUMENTS, IGNORED_ARGUMENTS, Inputs, add_fit_call
 from .observed import Observed
 
@@ -134,7 +134,7 @@ def _epoch_callback(into: List[str], batches: Optional[List[List[str]]] = None):
     import keras
 
     from .divergence import EPOCH_DIGITS
-    from .snapshot import model_fingerprint
+    from ..model.snapshot import model_fingerprint
 
     class EpochFingerprints(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):

@@ -205,7 +205,7 @@ class _Walker:
         elif _is_keras_object(value):
             self.keras_object(value)
         elif _is_keras_distribution(value):  # its layout, not the process that holds it
-            from .distribution import describe
+            from ..model.distribution import describe
 
             self.put(f"keras.distribution:{type(value).__name__};")
             self.feed(describe(value))

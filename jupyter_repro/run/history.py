@@ -14,7 +14,7 @@ from typing import List
 
 import pandas as pd
 
-from .errors import ReproError
+from ..errors import ReproError
 from .verdict import STYLES, badge
 
 #: verdicts whose run had the same inputs as an earlier one (``same_inputs_as``)

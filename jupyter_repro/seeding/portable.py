@@ -95,7 +95,7 @@ def apply(environ: Optional[MutableMapping[str, str]] = None, initial: Optional[
     """Set each pin in ``environ`` (``os.environ``) where it still takes effect; report
     the others. ``initial``: the environment the process started with; ``loaded``:
     ``sys.modules``. A pin the user set to another value is kept, and said to be."""
-    from .seeding import _initial_environ
+    from .seeder import _initial_environ
 
     environ = os.environ if environ is None else environ
     initial = _initial_environ() if initial is None else initial

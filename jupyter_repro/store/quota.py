@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
-from .errors import ReproError
+from ..errors import ReproError
 
 DEFAULT_CAP = 2**33  # 8 GiB: a few states of a 1 GB model with Adam's two moments
 FOLDERS = ("snapshots", "states")

@@ -31,9 +31,9 @@ import numpy as np
 import xxhash
 
 from .atomic import atomic_file
-from .errors import ReproError
-from .fingerprint import array_bytes
-from .tensors import numpy_dtype
+from ..errors import ReproError
+from ..values.fingerprint import array_bytes
+from ..values.tensors import numpy_dtype
 
 FORMAT = 2
 SUFFIX = ".safetensors"

@@ -12,13 +12,13 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .errors import ModelError, ReproError
-from .snapshot import Snapshot, read_variables
+from ..errors import ModelError, ReproError
+from ..model.snapshot import Snapshot, read_variables
 
 
 def trial_seeds(session_seed: int, trials: int = None, seeds: str = None) -> List[int]:
     """``--trials N``: the session seed and the N-1 after it; ``--seeds 1,2,3``: those."""
-    from .seeding import validate_seed
+    from ..seeding.seeder import validate_seed
 
     if trials is not None and seeds is not None:
         raise ReproError("give --trials N or --seeds 1,2,3, not both")
@@ -58,7 +58,7 @@ def initial_state(model, snapshot: Snapshot, seed: int) -> List[np.ndarray]:
 
 def checked_seeds(seeds) -> List[int]:
     """``seeds`` (``Session.trials``) as a list of distinct valid seeds, or ``ReproError``."""
-    from .seeding import validate_seed
+    from ..seeding.seeder import validate_seed
 
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
         raise ReproError(f"trials need a non-empty list of seeds, e.g. [1, 2, 3]; got {str(seeds)[:40]!r}")

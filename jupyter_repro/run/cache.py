@@ -23,11 +23,11 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-from . import distribution
-from .quota import DEFAULT_CAP, DiskQuota, owner_of, touch
-from .snapshot import fixed_variables, put_variables, spec_list, specs_nbytes
-from .store import SnapshotStore
-from .tensors import host_view
+from ..model import distribution
+from ..store.quota import DEFAULT_CAP, DiskQuota, owner_of, touch
+from ..model.snapshot import fixed_variables, put_variables, spec_list, specs_nbytes
+from ..store.snapshot_store import SnapshotStore
+from ..values.tensors import host_view
 
 #: Keras callbacks whose whole effect is on the model and its History.
 REPLAYABLE = {"EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN",
@@ -58,7 +58,7 @@ def _optimizer_variables(model) -> List:
 
 class StateCache:
     def __init__(self, directory: os.PathLike, max_bytes: int = DEFAULT_CAP, signer=None, keep=()):
-        from .signing import Signer
+        from ..store.signing import Signer
 
         self.store = SnapshotStore(directory, "states")
         self.signer = signer or Signer()
@@ -154,7 +154,7 @@ class Replayer:
         self.note: Optional[str] = None
 
     def __call__(self, arguments: dict, observable) -> Optional[object]:
-        from .store import CorruptSnapshot
+        from ..store.snapshot_store import CorruptSnapshot
 
         self.refused = self._refusal(arguments, observable)
         if not self.refused:

@@ -27,9 +27,9 @@ import numpy as np
 
 from . import distribution
 from .distribution import strategy_scope
-from .errors import ModelError, ReproError, SnapshotMismatch
-from .fingerprint import ArraysFingerprint, bytes_digest
-from .tensors import assign, host_copy, host_view, numpy_dtype
+from ..errors import ModelError, ReproError, SnapshotMismatch
+from ..values.fingerprint import ArraysFingerprint, bytes_digest
+from ..values.tensors import assign, host_copy, host_view, numpy_dtype
 
 Spec = Tuple[str, Tuple[int, ...], str]  # (path, shape, dtype)
 
@@ -177,7 +177,7 @@ class CompileRecipe:
 
 
 def _describe(value) -> str:
-    from .fingerprint import Unfingerprintable, fingerprint_value
+    from ..values.fingerprint import Unfingerprintable, fingerprint_value
 
     if isinstance(value, (type(None), bool, int, float, str)):
         return repr(value)

@@ -23,7 +23,7 @@ import math
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .errors import DistributionError, ModelError
+from ..errors import DistributionError, ModelError
 
 #: tf.distribute strategies whose fits op determinism covers (tested: Mirrored, MultiWorkerMirrored).
 REPRODUCIBLE_STRATEGIES = {"_DefaultDistributionStrategy", "OneDeviceStrategy", "MirroredStrategy",

@@ -1,0 +1,5 @@
+"""What runs at kernel start, before the user's imports: seeds (``seeder``), each library's
+seeding and determinism switches (``frameworks``), the hook that seeds a library as it is
+imported (``import_hook``) and the portable mode's pins (``portable``). Imports ``model``
+(the distribution refusals) and ``values``.
+"""

@@ -147,7 +147,7 @@ def in_process_rows(size: str, repeat: int, cell_pairs: int) -> list[Comparison]
     """Restore, fingerprint and (at 1 GB) the whole fit cell, in one in-process shell."""
     import numpy as np
 
-    from jupyter_repro.values.fingerprint import fingerprint_arrays
+    from jupyter_repro.values.arrays import fingerprint_arrays
     from jupyter_repro.model.snapshot import model_fingerprint, read_variables
 
     ip = user_shell(tempfile.mkdtemp(prefix="repro-bench-big-"))

@@ -25,3 +25,15 @@ class DistributionError(ReproError):
     """A distributed setup a reproducible fit cannot run under: a seed set after
     ``keras.distribution.initialize()``, a layout the snapshot's shapes cannot take, a
     process count other than the snapshot's."""
+
+
+class Unfingerprintable(Exception):
+    """A value that cannot be hashed by content (``values/fingerprint.py``); ``reason`` says
+    why in a few words ("is a generator"), so a verdict says "not compared" instead of
+    guessing. ``consumable``: data a fit can still hash batch by batch as it reads it.
+    Not a ``ReproError``: no mistake of the user's, and never shown as an error."""
+
+    def __init__(self, reason: str, consumable: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.consumable = consumable

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_repro.values.fingerprint import Unfingerprintable, fingerprint_value, without_layer_names
+from jupyter_repro.errors import Unfingerprintable
+from jupyter_repro.values.fingerprint import fingerprint_value
+from jupyter_repro.values.keras_values import without_layer_names
 from jupyter_repro.run.inputs import Inputs, add_cell, changed
 from jupyter_repro.store.signing import Signer
 from jupyter_repro.values.source import canonical_source, names_read

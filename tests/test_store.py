@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import xxhash
 
-from jupyter_repro.values.fingerprint import fingerprint_arrays, fingerprint_value
+from jupyter_repro.values.arrays import fingerprint_arrays
+from jupyter_repro.values.fingerprint import fingerprint_value
 from jupyter_repro.store.signing import Signer
 from jupyter_repro.store.snapshot_store import CorruptSnapshot, SnapshotStore
 from jupyter_repro.store.tensorfile import TensorFile

@@ -24,6 +24,7 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import DistributionError, ModelError
+from ..values.keras_values import describe_distribution
 
 #: tf.distribute strategies whose fits op determinism covers (tested: Mirrored, MultiWorkerMirrored).
 REPRODUCIBLE_STRATEGIES = {"_DefaultDistributionStrategy", "OneDeviceStrategy", "MirroredStrategy",
@@ -92,30 +93,6 @@ def current():
         return None
 
 
-def describe(value) -> Optional[dict]:
-    """A ``keras.distribution`` object (Distribution, DeviceMesh, LayoutMap, TensorLayout)
-    as plain data, the same in every process: what it lays out where, not which process
-    holds it. None for anything else."""
-    module = sys.modules.get("keras.src.distribution.distribution_lib")
-    if module is None or value is None:
-        return None
-    if isinstance(value, module.Distribution):
-        described = {"distribution": type(value).__name__, "mesh": describe(value.device_mesh),
-                     "batch axis": value.batch_dim_name, "auto shard": bool(value.auto_shard_dataset)}
-        layout_map = getattr(value, "_layout_map", None)
-        if layout_map is not None:
-            described["layout map"] = describe(layout_map)
-        return described
-    if isinstance(value, module.DeviceMesh):
-        return {"shape": [int(n) for n in value.shape], "axes": list(value.axis_names),
-                "devices": [str(d) for d in value.devices.flat]}
-    if isinstance(value, module.LayoutMap):
-        return {key: describe(layout) for key, layout in value.items()}
-    if isinstance(value, module.TensorLayout):
-        return {"axes": [a if a is None else str(a) for a in value.axes]}
-    return None
-
-
 def _placement(variable) -> Optional[dict]:
     """Where a variable's value lives: a mesh and how its axes split it, or None for one
     device (JAX); its Keras layout elsewhere."""
@@ -129,7 +106,7 @@ def _placement(variable) -> Optional[dict]:
     if sharding is not None:
         devices = len(sharding.device_set)
         return None if devices == 1 else {"devices": devices, "sharding": type(sharding).__name__}
-    return describe(getattr(variable, "_layout", None))
+    return describe_distribution(getattr(variable, "_layout", None))
 
 
 def layout(model) -> Optional[dict]:
@@ -144,7 +121,7 @@ def layout(model) -> Optional[dict]:
     placements = [_placement(v) for v in model.variables]
     if count == 1 and distribution is None and not any(placements):
         return None
-    return {"engine": "keras.distribution", "processes": count, "distribution": describe(distribution),
+    return {"engine": "keras.distribution", "processes": count, "distribution": describe_distribution(distribution),
             "variables": placements}
 
 

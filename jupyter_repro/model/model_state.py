@@ -26,7 +26,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..values.fingerprint import ArraysFingerprint, Unfingerprintable, bytes_digest, fingerprint_value
+from ..errors import Unfingerprintable
+from ..values.arrays import ArraysFingerprint, bytes_digest
+from ..values.fingerprint import fingerprint_value
 from ..values.tensors import host_view
 
 

@@ -28,8 +28,9 @@ import numpy as np
 from . import distribution
 from .distribution import strategy_scope
 from ..errors import ModelError, ReproError, SnapshotMismatch
-from ..values.fingerprint import ArraysFingerprint, bytes_digest
+from ..values.arrays import ArraysFingerprint, bytes_digest
 from ..values.tensors import assign, host_copy, host_view, numpy_dtype
+from ..values.sizes import size_text
 
 Spec = Tuple[str, Tuple[int, ...], str]  # (path, shape, dtype)
 
@@ -177,7 +178,8 @@ class CompileRecipe:
 
 
 def _describe(value) -> str:
-    from ..values.fingerprint import Unfingerprintable, fingerprint_value
+    from ..errors import Unfingerprintable
+    from ..values.fingerprint import fingerprint_value
 
     if isinstance(value, (type(None), bool, int, float, str)):
         return repr(value)
@@ -207,7 +209,7 @@ class SnapshotInfo:
     def __repr__(self) -> str:
         where = "in memory" if self.in_memory else "memory-mapped from its file"
         return (f"Snapshot({self.name!r}: {self.variables} variables, {self.parameters:,} values "
-                f"({_size(self.nbytes)}, {where}), {self.optimizer}, fingerprint {self.fingerprint[:12]})")
+                f"({size_text(self.nbytes)}, {where}), {self.optimizer}, fingerprint {self.fingerprint[:12]})")
 
     def _repr_pretty_(self, printer, cycle):
         printer.text(repr(self) + (f"\n{self.status}" if self.status else ""))
@@ -217,7 +219,7 @@ class SnapshotInfo:
 
         where = "in memory" if self.in_memory else "memory-mapped from its file"
         rows = [("snapshot", self.name), ("variables", f"{self.variables} ({self.parameters:,} values, "
-                                                       f"{_size(self.nbytes)}, {where})"),
+                                                       f"{size_text(self.nbytes)}, {where})"),
                 ("optimizer", self.optimizer), ("fingerprint", self.fingerprint)]
         if self.status:
             rows.append(("saved", self.status))
@@ -244,11 +246,14 @@ class Snapshot:
     state_digests: Optional[List[str]] = field(default=None, repr=False)  # of every variable, set by Session
 
     @classmethod
-    def capture(cls, model, name: str, keep: bool = True, digests: bool = True) -> "Snapshot":
-        """Read every variable once, one at a time: fingerprint, and with ``keep`` a private
-        copy; with ``digests`` the checksum of each non-trainable one (for ``restore``).
-        Without ``keep`` the snapshot needs a stored file (``attach``) to be restored."""
+    def capture(cls, model, name: str, digests: bool = True, memory_max_bytes: Optional[int] = None) -> "Snapshot":
+        """Read every variable once, one at a time: fingerprint, and a private copy when the
+        state is at most ``memory_max_bytes`` (None: always); with ``digests`` the checksum of
+        each non-trainable one (for ``restore``). Without the copy the snapshot needs a
+        stored file (``attach``) to be restored."""
         require_model(model, repr(name))
+        specs = variable_specs(model)
+        keep = memory_max_bytes is None or specs_nbytes(specs) <= memory_max_bytes
         fixed = fixed_variables(model)
         fingerprint, values, checksums = ArraysFingerprint(), [] if keep else None, []
         with strategy_scope(model):  # refuses unsupported strategies before anything else
@@ -261,7 +266,7 @@ class Snapshot:
                 if keep:
                     values.append(array)
                 del array
-        return cls(name=name, specs=variable_specs(model), recipe=CompileRecipe.of(model),
+        return cls(name=name, specs=specs, recipe=CompileRecipe.of(model),
                    fingerprint=fingerprint.hexdigest(), digests=checksums, kept=values,
                    processes=distribution.processes()[0])
 
@@ -382,12 +387,6 @@ def _reset_metric_objects(compile_kwargs) -> None:
             stack.extend(item.values())
 
 
-def _size(nbytes: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return f"{nbytes:,.0f} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
-        nbytes /= 1024
-    return ""
 
 
 def _shape(spec: Spec) -> str:

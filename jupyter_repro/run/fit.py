@@ -12,7 +12,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-from ..values.fingerprint import Unfingerprintable
+from ..errors import Unfingerprintable
 from .inputs import DATA_ARGUMENTS, IGNORED_ARGUMENTS, Inputs, add_fit_call
 from .observed import Observed
 

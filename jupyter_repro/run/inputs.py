@@ -29,7 +29,9 @@ from typing import Dict, Iterable, List, Optional
 
 import xxhash
 
-from ..values.fingerprint import Unfingerprintable, fingerprint_value, layer_config, without_layer_names
+from ..errors import Unfingerprintable
+from ..values.fingerprint import fingerprint_value
+from ..values.keras_values import layer_config, without_layer_names
 from ..values.source import canonical_source, names_read
 
 #: fit arguments fingerprinted one by one (so a difference can be named); the rest together

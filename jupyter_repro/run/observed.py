@@ -20,7 +20,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import xxhash
 
-from ..values.fingerprint import Unfingerprintable, _Walker, array_bytes, dtype_tag
+from ..errors import Unfingerprintable
+from ..values.arrays import array_bytes, dtype_tag
+from ..values.fingerprint import hash_into
 
 
 def batch_digest(batch) -> bytes:
@@ -34,7 +36,7 @@ def batch_digest(batch) -> bytes:
             digest.update(f"{dtype_tag(item.dtype)}:{item.shape};".encode())
             digest.update(array_bytes(item) if item.flags.c_contiguous else item.tobytes())  # one copy at most
     else:
-        _Walker(digest, {}).feed(batch)
+        hash_into(digest, batch)
     return digest.digest()
 
 
@@ -218,7 +220,7 @@ def _audit(event, args):
         return
     import os
 
-    from ..values.fingerprint import _is_library_file
+    from ..values.code import is_library_file
 
     path, mode, flags = args
     if not isinstance(path, (str, bytes, os.PathLike)) or isinstance(path, int):
@@ -226,7 +228,7 @@ def _audit(event, args):
     writing = (mode is not None and any(c in str(mode) for c in "wax+")) or \
         (isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR))
     path = os.fsdecode(path)
-    if writing or path.endswith(_SOURCE_SUFFIXES) or not os.path.isfile(path) or _is_library_file(path):
+    if writing or path.endswith(_SOURCE_SUFFIXES) or not os.path.isfile(path) or is_library_file(path):
         return
     for recorder in FilesRead._active:
         if path not in recorder.paths:

@@ -105,13 +105,13 @@ class Session:
         A state up to ``snapshot_memory_max_bytes`` is also kept in memory; a larger one
         is restored from its stored file, memory-mapped, so RAM holds the weights once.
         """
-        from ..model.snapshot import Snapshot, require_model, specs_nbytes, variable_specs
+        from ..model.snapshot import Snapshot, require_model
 
         _require_name(name, "the snapshot's name")
         _require_name(variable, "the model's variable name")
         require_model(model, repr(name or variable or "model"))
-        keep = not self.store or specs_nbytes(variable_specs(model)) <= self.snapshot_memory_max_bytes
-        snapshot = Snapshot.capture(model, name or variable or "model", keep=keep, digests=not self.store)
+        snapshot = Snapshot.capture(model, name or variable or "model", digests=not self.store,
+                                    memory_max_bytes=self.snapshot_memory_max_bytes if self.store else None)
         snapshot.variable = variable or snapshot.name
         snapshot.status = self._persist(snapshot, model)
         self.snapshots[snapshot.name] = snapshot
@@ -182,13 +182,8 @@ class Session:
         from ..store.snapshot_store import LEGACY, CorruptSnapshot, SnapshotStore
 
         store = SnapshotStore(self.store)
-        damaged = None
-        try:  # the file this content is stored in, if any: one whose header cannot be read is not "saved"
-            store.find(snapshot.name, snapshot.fingerprint)
-        except CorruptSnapshot as error:
-            damaged = str(error)
-        saved = store.saved(snapshot.name)
-        same = [m for m in saved if m.get("fingerprint") == snapshot.fingerprint]
+        found = store.lookup(snapshot.name, snapshot.fingerprint)  # a damaged file of this content is not "saved"
+        saved, same, damaged = found.manifests, found.same(snapshot.fingerprint), found.damaged
         if same and same[-1].get("format") != LEGACY and damaged is None:
             try:  # verified by hashing the mapped pages: nothing copied
                 snapshot.attach(store.open(same[-1]), keep_copy=snapshot.kept is not None)
@@ -218,8 +213,8 @@ class Session:
         """Store ``snapshot`` (from its copy, or straight from the model's variables) under
         the cap, and restore from the file from now on."""
         from ..store.quota import DiskQuota, owner_of
-        from ..model.snapshot import host_view
         from ..store.tensorfile import TensorFile
+        from ..values.tensors import host_view
 
         variables = model.variables
         read = snapshot.kept.__getitem__ if snapshot.kept is not None else (lambda i: host_view(variables[i]))
@@ -281,17 +276,41 @@ class Session:
         raised again after the model's ``fit`` is put back; a run that did not finish is
         not recorded.
         """
-        from ..model.distribution import layout, processes
-        from ..values.fingerprint import fingerprint_arrays, fingerprint_value
-        from .fit import FitCalls, FitReport
-        from ..values.fingerprint import Unfingerprintable
-        from .inputs import add_cell, add_function
+        from .fit import FitCalls
         from .observed import FilesRead
-        from ..store.quota import touch
-        from .divergence import sketch
-        from ..model.snapshot import host_view, model_fingerprint, require_model
 
         snapshot = snapshot or self.snapshot_for(label)
+        seed = self._checked(model, snapshot, seed, cache, verify, label)
+        recipe, compile_changes = self.recipe_for(model, snapshot)
+        report = self._take_inputs(model, snapshot, seed, label, state, code, source, namespace, hidden)
+        keep = self._users_state(model, snapshot, report.inputs, report, trial=state is not None)
+        self._tell("run_started", report)
+        try:
+            started = time.perf_counter()
+            report.restored = self._restore(model, snapshot, state, recipe, keep, seed)
+            if compile_changes:
+                report.notes.append("compiled with the model's current settings, not the snapshot's: "
+                                    + "; ".join(compile_changes))
+            ledger = self.ledger
+            replayer = self._replayer(ledger, report.inputs, model, verify) if cache else None
+            with self.seeder.paused(), FitCalls(model, report.inputs, recipe, replay=replayer,
+                                                batches=batches) as calls, FilesRead() as files:
+                with _timed(report, started):
+                    yield report
+            self._fingerprint(model, report, calls, files)
+            if ledger is not None:  # read after the fit: nothing extra is held while it trains
+                self._record(report, ledger, calls, replayer, model)
+        except BaseException as error:  # the listeners hear of it, then it goes on as it was
+            self._stopped(model, report, error)
+            raise
+        self._tell("run_finished", report, None)
+
+    # -- the steps of a run, in order -------------------------------------------------
+    def _checked(self, model, snapshot, seed, cache: bool, verify: bool, label) -> int:
+        """The run's seed; refuses, before anything is touched, what cannot run."""
+        from ..model.distribution import processes
+        from ..model.snapshot import require_model
+
         seed = self.seeder.seed if seed is None else seed
         if seed is None:
             raise ReproError("no seed: run %repro_seed 42 first, or pass --seed 42")
@@ -305,7 +324,17 @@ class Session:
                                     "(one replaying while another trains would wait for it forever); drop --cache")
         require_model(model, repr(label or snapshot.variable))
         snapshot.check(model)
-        recipe, compile_changes = self.recipe_for(model, snapshot)
+        return seed
+
+    def _take_inputs(self, model, snapshot, seed, label, state, code, source, namespace, hidden):
+        """A ``FitReport`` whose inputs hold what is known before the run: the initial
+        state, the seed, the layout, and the cell's code with the notebook names it reads."""
+        from ..model.distribution import layout
+        from ..values.arrays import fingerprint_arrays
+        from ..values.fingerprint import fingerprint_value
+        from .fit import FitReport
+        from .inputs import add_cell, add_function
+
         start = snapshot.fingerprint if state is None else fingerprint_arrays(
             (str(i), a) for i, a in enumerate(state))
         report = FitReport(label or snapshot.variable, seed, snapshot.name, start)
@@ -322,56 +351,55 @@ class Session:
             add_function(inputs, code, exclude)
         else:
             inputs.opaque["cell"] = "the code run is not known (pass a function to Session.fit)"
-        keep = self._users_state(model, snapshot, inputs, report, trial=state is not None)
-        self._tell("run_started", report)
-        try:
-            started = time.perf_counter()
-            report.restored = snapshot.restore(model, state, recipe, keep)  # checks first: raises before touching anything
-            touch(self._saved.get(snapshot.name))  # in use: evicted last
-            self._remember_compile(model, recipe)
-            self.seeder.reseed(seed)
-            if compile_changes:
-                report.notes.append("compiled with the model's current settings, not the snapshot's: "
-                                    + "; ".join(compile_changes))
-            ledger = self.ledger
-            replayer = self._replayer(ledger, inputs, model, verify) if cache else None
-            with self.seeder.paused(), FitCalls(model, inputs, recipe, replay=replayer, batches=batches) as calls, FilesRead() as files:
-                success = False
-                try:
-                    yield report
-                    success = True
-                finally:
-                    report.seconds, report.success = time.perf_counter() - started, success
-            report.fingerprint = model_fingerprint(model)
-            self._remember_left(model)
-            report.metrics, report.history, report.parameters = calls.metrics, calls.epochs, calls.parameters
-            report.epochs = list(calls.epoch_fingerprints)
-            report.batches = [list(epoch) for epoch in calls.batch_fingerprints]
-            report.sketch = sketch(host_view(v) for v in model.variables)
-            if not calls.calls:  # a training loop of its own: what it read from disk counts too
-                try:
-                    inputs.parts.update(files.fingerprints())
-                except Unfingerprintable as error:
-                    inputs.opaque["files"] = error.reason
-                report.notes.append("no model.fit in the cell: its inputs are its code, the notebook "
-                                    f"values it reads and the files it opened ({len(files.paths)})")
-            if ledger is not None:  # read after the fit: nothing extra is held while it trains
-                self._record(report, ledger, calls, replayer, model)
-        except BaseException as error:  # the listeners hear of it, then it goes on as it was
-            from ..model.model_state import optimizer_steps
+        return report
 
-            steps = optimizer_steps(model)
-            if steps is not None and steps[1] > 0:  # it trained before it stopped: what it changed is the fit's
-                self._remember_left(model)          # (raised before any step: what the notebook set stays its own)
-            self._tell("run_finished", report, error)
-            raise
-        self._tell("run_finished", report, None)
+    def _restore(self, model, snapshot, state, recipe, keep, seed):
+        """The snapshot (or a trial's ``state``) back in the model, but for ``keep``, with a
+        fresh optimizer from ``recipe``; every generator reseeded. What was written."""
+        from ..store.quota import touch
+
+        restored = snapshot.restore(model, state, recipe, keep)  # checks first: raises before touching anything
+        touch(self._saved.get(snapshot.name))  # in use: evicted last
+        self._remember_compile(model, recipe)
+        self.seeder.reseed(seed)
+        return restored
+
+    def _fingerprint(self, model, report, calls, files) -> None:
+        """What the run produced: the result's fingerprint, per-epoch fingerprints, the
+        weights' sketch, metrics; for a loop of its own, the files it read count as inputs."""
+        from ..errors import Unfingerprintable
+        from ..model.snapshot import model_fingerprint
+        from ..values.tensors import host_view
+        from .divergence import sketch
+
+        report.fingerprint = model_fingerprint(model)
+        self._remember_left(model)
+        report.metrics, report.history, report.parameters = calls.metrics, calls.epochs, calls.parameters
+        report.epochs = list(calls.epoch_fingerprints)
+        report.batches = [list(epoch) for epoch in calls.batch_fingerprints]
+        report.sketch = sketch(host_view(v) for v in model.variables)
+        if not calls.calls:  # a training loop of its own: what it read from disk counts too
+            try:
+                report.inputs.parts.update(files.fingerprints())
+            except Unfingerprintable as error:
+                report.inputs.opaque["files"] = error.reason
+            report.notes.append("no model.fit in the cell: its inputs are its code, the notebook "
+                                f"values it reads and the files it opened ({len(files.paths)})")
+
+    def _stopped(self, model, report, error) -> None:
+        """A run that raised: what it trained before it stopped is the fit's, not the notebook's."""
+        from ..model.model_state import optimizer_steps
+
+        steps = optimizer_steps(model)
+        if steps is not None and steps[1] > 0:  # it trained before it stopped: what it changed is the fit's
+            self._remember_left(model)          # (raised before any step: what the notebook set stays its own)
+        self._tell("run_finished", report, error)
 
     def _users_state(self, model, snapshot, inputs, report, trial: bool) -> frozenset:
         """The model's state that is the notebook's, not the fit's (``model_state.py``):
         its preprocessing layers' state, and the variables it changed since the last run;
         each an input by content, never written by the restore. ``id`` of those variables."""
-        from ..values.fingerprint import Unfingerprintable
+        from ..errors import Unfingerprintable
         from ..model.model_state import UserChanges, preprocessing_fingerprint, preprocessing_variables
 
         keep = preprocessing_variables(model)
@@ -408,35 +436,22 @@ class Session:
         return Replayer(cache, ledger, inputs, model, verify)
 
     def _record(self, report, ledger, calls, replayer, model) -> None:
-        """Verdict, cached state, ledger line. A store that cannot be written (read-only,
-        full, a bad path) costs the record, never the fit: the model stays as trained and
-        the report says in one line that the run was not recorded."""
+        """Decide the verdict, store the state for ``--cache``, write the ledger line. A
+        store that cannot be written (read-only, full, a bad path) costs the record, never
+        the fit: the model stays as trained and the report says in one line that the run
+        was not recorded."""
         from . import environment
         from ..model.distribution import processes
-        from ..store.quota import OverCap, unwritable
-        from .verdict import Verdict, decide
+        from ..store.quota import unwritable
 
         record = report.record(environment.collect())
         record.update(id=os.urandom(8).hex(), by=_whoami())
         count, index = processes()
         if count > 1:
             record["process"] = index  # each process records its own runs
-        unstored = None  # why the state could not be written
         try:
-            if calls.replayed:
-                verdict = Verdict("cached", record, replayer.source)
-                record["cached_from"] = replayer.source["run"]
-            else:
-                verdict = decide(record, ledger.records(), self.signer.verifies)
-                if (replayer is not None and replayer.refused is None and len(calls.calls) == 1
-                        and report.inputs.comparable):
-                    try:
-                        replayer.cache.save(report.fingerprint, model, calls.history, report.inputs.key)
-                        record["state"] = True
-                    except OverCap as error:
-                        replayer.note = f"cache: {error}"
-                    except OSError as error:
-                        unstored = error
+            verdict = self._decide(record, ledger, calls, replayer)
+            unstored = None if calls.replayed else self._store_state(report, record, calls, replayer, model)
             same = verdict.earlier["run"] if verdict.earlier and verdict.status != "first" else None
             record.update(verdict=verdict.status, same_inputs_as=same)  # a first run's "earlier" had other inputs
             if verdict.changed_inputs:
@@ -452,6 +467,31 @@ class Session:
             replayer.note = f"⚠ cache: the result's state was not stored: {unwritable(self.store, unstored)}"
         if replayer is not None and not calls.replayed and replayer.note:
             report.notes.append(replayer.note)
+
+    def _decide(self, record, ledger, calls, replayer):
+        """The verdict: replayed from the cache, or compared with the runs recorded before."""
+        from .verdict import Verdict, decide
+
+        if calls.replayed:
+            record["cached_from"] = replayer.source["run"]
+            return Verdict("cached", record, replayer.source)
+        return decide(record, ledger.records(), self.signer.verifies)
+
+    def _store_state(self, report, record, calls, replayer, model) -> Optional[OSError]:
+        """Under ``--cache``, the trained state stored for the next run with these inputs
+        (one ``fit`` whose inputs are all known by content); why it could not be written."""
+        from ..store.quota import OverCap
+
+        if replayer is None or replayer.refused is not None or len(calls.calls) != 1 or not report.inputs.comparable:
+            return None
+        try:
+            replayer.cache.save(report.fingerprint, model, calls.history, report.inputs.key)
+            record["state"] = True
+        except OverCap as error:
+            replayer.note = f"cache: {error}"
+        except OSError as error:
+            return error
+        return None
 
     # -- trials -------------------------------------------------------------------
     def trials(self, model, body: Callable[[], object], seeds: Sequence[int],
@@ -491,6 +531,17 @@ class Session:
         frame = trials_frame(rows)
         self._tell("trials_finished", frame, None)
         return frame
+
+
+@contextlib.contextmanager
+def _timed(report, started: float):
+    """``report.seconds`` since ``started`` and ``report.success``, however the block ends."""
+    success = False
+    try:
+        yield
+        success = True
+    finally:
+        report.seconds, report.success = time.perf_counter() - started, success
 
 
 def _require_name(name, what: str) -> None:

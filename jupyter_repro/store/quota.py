@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
 from ..errors import ReproError
+from ..values.sizes import size_text
 
 DEFAULT_CAP = 2**33  # 8 GiB: a few states of a 1 GB model with Adam's two moments
 FOLDERS = ("snapshots", "states")
@@ -57,13 +58,6 @@ def unwritable(store, error: OSError) -> str:
     return f"the store '{store}' cannot be written ({what})"
 
 
-def size_text(nbytes: float) -> str:
-    """1536 -> '1.5 KiB'."""
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return f"{nbytes:,.0f} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
-        nbytes /= 1024
-    return ""  # not reached
 
 
 @dataclass

@@ -15,8 +15,9 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 import xxhash
@@ -66,11 +67,32 @@ class SnapshotStore:
 
     def saved(self, name: str) -> List[dict]:
         """Manifests stored under ``name``, oldest first (unreadable ones are skipped)."""
+        return self.lookup(name).manifests
+
+    def lookup(self, name: str, fingerprint: str = "") -> "Saved":
+        """What is stored under ``name``, read in one pass over the folder: the manifests,
+        and whether the file of exactly this content is there but damaged (its header
+        cannot be read: ``saved`` alone would skip it, as if it were not there)."""
         if not self.directory.is_dir():
-            return []
-        found = [m for path in self.directory.iterdir() if path.suffix in (SUFFIX, ".json")
-                 for m in [self._read(path)] if m is not None and m.get("name") == name]
-        return sorted(found, key=_created)
+            return Saved([])
+        exact = self.directory / f"{self._stem(name, fingerprint)}{SUFFIX}" if fingerprint else None
+        found, damaged = [], None
+        for path in self.directory.iterdir():
+            if path.suffix not in (SUFFIX, ".json"):
+                continue
+            if path == exact:
+                try:
+                    manifest = dict(read_manifest(path), manifest=str(path))
+                except CorruptSnapshot as error:
+                    damaged = str(error)
+                    continue
+                except OSError:  # gone meanwhile: as if never there
+                    continue
+            else:
+                manifest = self._read(path)
+            if manifest is not None and manifest.get("name") == name:
+                found.append(manifest)
+        return Saved(sorted(found, key=_created), damaged)
 
     def files(self) -> List[List[Path]]:
         """Every stored entry as the list of its files (a safetensors file; a legacy
@@ -132,6 +154,18 @@ class SnapshotStore:
         stored = self.open(manifest)
         stored.close()
         return [variable["xxh3"] for variable in stored.variables]
+
+
+@dataclass
+class Saved:
+    """The manifests stored under one name, oldest first, and why the file of the content
+    looked up cannot be used, if it is there but damaged."""
+
+    manifests: List[dict]
+    damaged: Optional[str] = None
+
+    def same(self, fingerprint: str) -> List[dict]:
+        return [m for m in self.manifests if m.get("fingerprint") == fingerprint]
 
 
 def _created(manifest: dict) -> float:

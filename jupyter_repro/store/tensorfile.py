@@ -32,7 +32,7 @@ import xxhash
 
 from .atomic import atomic_file
 from ..errors import ReproError
-from ..values.fingerprint import array_bytes
+from ..values.arrays import array_bytes
 from ..values.tensors import numpy_dtype
 
 FORMAT = 2

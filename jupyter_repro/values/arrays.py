@@ -1,0 +1,110 @@
+"""Arrays by their bytes: the digests a model's variables, a stored tensor and a data array
+are known by, and how arrays, tensors and pandas objects are hashed inside a value.
+
+XXH3-128 (``xxhash``) runs near memory bandwidth, so fingerprinting costs little next
+to training; SHA-256 would be several times slower and buys nothing here (this is
+change detection; signing is ``store/signing.py``'s job). Each array's dtype and shape
+are hashed with its bytes, so a reshaped or retyped array never collides with the original.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Iterable, Tuple
+
+import numpy as np
+import xxhash
+
+
+
+def array_bytes(array: np.ndarray) -> memoryview:
+    """A zero-copy byte view of ``array`` (copies only if it is not C-contiguous).
+
+    Viewed as ``uint8`` rather than through the buffer protocol, which refuses dtypes it
+    has no format letter for (bfloat16 and the float8 types of ``ml_dtypes``).
+    """
+    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+
+
+@functools.lru_cache(maxsize=256)
+def dtype_tag(dtype: np.dtype) -> str:
+    """``"<f4:float32"``: byte order and size, and the name that tells bfloat16 from float16
+    (computing ``dtype.name`` costs microseconds, so once per dtype). Values of any kind."""
+    return f"{dtype.str}:{dtype.name}"
+
+
+@functools.lru_cache(maxsize=256)
+def variable_dtype_tag(dtype: np.dtype) -> str:
+    """``<f4``; ``<V2:bfloat16`` for a dtype NumPy does not define itself: model states.
+
+    ``dtype.str`` alone names NumPy's own dtypes uniquely, but every ``ml_dtypes`` type
+    of one width shares it (``<V2`` for bfloat16; ``<V1`` for several float8 kinds), so
+    their name is added; the fingerprints of weights recorded before stay what they were.
+    """
+    return dtype.str if dtype.isbuiltin == 1 else f"{dtype.str}:{dtype.name}"
+
+
+class ArraysFingerprint:
+    """Hex XXH3-128 over ``(name, array)`` pairs fed one at a time: a model's variables
+    are hashed as they are read, never all held at once."""
+
+    def __init__(self):
+        self._digest = xxhash.xxh3_128()
+
+    def update(self, name: str, array: np.ndarray) -> None:
+        array = np.asarray(array)
+        self._digest.update(f"{name}|{variable_dtype_tag(array.dtype)}|{array.shape}\n".encode())
+        self._digest.update(array_bytes(array))
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def fingerprint_arrays(items: Iterable[Tuple[str, np.ndarray]]) -> str:
+    """Hex XXH3-128 over ``(name, array)`` pairs, in the order given."""
+    digest = ArraysFingerprint()
+    for name, array in items:
+        digest.update(name, array)
+    return digest.hexdigest()
+
+
+def bytes_digest(array: np.ndarray) -> str:
+    """Hex XXH3-128 of an array's bytes alone: the checksum a stored tensor carries, and
+    how a variable is known unchanged (its dtype and shape are checked apart)."""
+    return xxhash.xxh3_128_hexdigest(array_bytes(array))
+
+
+def is_tensor(value) -> bool:
+    """A backend tensor or variable (TensorFlow, JAX, PyTorch, Keras)."""
+    module = type(value).__module__ or ""
+    return (module.startswith(("tensorflow", "jax", "jaxlib", "torch", "keras"))
+            and hasattr(value, "dtype") and hasattr(value, "shape")
+            and (hasattr(value, "numpy") or hasattr(value, "__array__")))
+
+
+class ArrayValues:
+    """``_Walker``'s arrays and frames: by dtype, shape and bytes."""
+
+    def array(self, array: np.ndarray) -> None:
+        self.put(f"nd:{dtype_tag(array.dtype)}:{array.shape};")
+        if array.dtype.hasobject:
+            for item in array.ravel().tolist():
+                self.feed(item)
+        else:
+            self.digest.update(array_bytes(array))
+
+    def pandas(self, frame) -> None:
+        import pandas as pd
+
+        self.put(f"pd:{type(frame).__name__}:{frame.shape};")
+        if isinstance(frame, pd.Index):
+            self.digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+            return
+        columns = list(frame.items()) if isinstance(frame, pd.DataFrame) else [(frame.name, frame)]
+        self.feed([str(name) for name, _ in columns])
+        self.digest.update(pd.util.hash_pandas_object(frame.index, index=False).to_numpy().tobytes())
+        for _, column in columns:
+            values = column.to_numpy()
+            if values.dtype.hasobject:
+                values = pd.util.hash_pandas_object(column, index=False).to_numpy()
+            self.put(f"{values.dtype.str};")
+            self.digest.update(array_bytes(values))

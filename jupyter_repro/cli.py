@@ -78,6 +78,8 @@ class _Command(Application):
         return None
 
 from . import __version__
+from .kernelspec import install_kernel
+from .run.ledger import Ledger, history_frame
 from .errors import ReproError
 
 
@@ -162,8 +164,6 @@ class InstallKernelApp(_Command):
                           "(TensorFlow and NumPy; not JAX or PyTorch).")}
 
     def start(self):
-        from .kernelspec import install_kernel
-
         if self.user + self.sys_prefix + bool(self.prefix) > 1:
             _fail("choose one of --user, --sys-prefix, --prefix DIR", 2)
         prefix = sys.prefix if self.sys_prefix else (self.prefix or None)
@@ -223,8 +223,6 @@ class HistoryApp(_Command):
     description = "Print the run ledger in DIR (default .repro) as a table."
 
     def start(self):
-        from .run.ledger import Ledger, history_frame
-
         if len(self.extra_args) > 1:
             _fail(f"jupyter-repro history: give one folder, not {len(self.extra_args)}: {' '.join(self.extra_args)}", 2)
         folder = Path(self.extra_args[0]) if self.extra_args else Path(".repro")

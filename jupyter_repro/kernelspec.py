@@ -17,6 +17,8 @@ from typing import Optional
 
 from .errors import ReproError
 from .seeding.seeder import validate_seed
+from .seeding.frameworks import CUBLAS_WORKSPACE, XLA_DETERMINISM
+from .seeding.portable import PINS
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -24,8 +26,6 @@ BACKENDS = ("tensorflow", "jax", "torch")
 def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, portable: bool = False) -> dict:
     """The kernel.json: seed flags in argv; in env, what must be set before Python,
     JAX (``XLA_FLAGS``) or CUDA (``CUBLAS_WORKSPACE_CONFIG``) start."""
-    from .seeding.frameworks import CUBLAS_WORKSPACE, XLA_DETERMINISM
-
     seed = validate_seed(seed)
     env = {"PYTHONHASHSEED": str(seed), "XLA_FLAGS": XLA_DETERMINISM,
            "CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE}
@@ -36,7 +36,6 @@ def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, por
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
             "--ext=jupyter_repro", f"--ReproMagics.seed={seed}"]
     if portable:  # in env: glibc reads its pin when the process starts, NumPy and oneDNN theirs when they load
-        from .seeding.portable import PINS
 
         env.update(PINS)
         argv.append("--ReproMagics.portable=True")

@@ -16,6 +16,7 @@ items reuse the result.
 from __future__ import annotations
 
 import pytest
+from .errors import ReproError
 
 #: the comparisons ``--repro-against`` may ask for (``check.AGAINST``, restated so that
 #: adding the options imports nothing of the package)
@@ -50,7 +51,6 @@ def pytest_configure(config):
         return
     from .run.check import Override, validate
     from .run.divergence import Tolerance
-    from .errors import ReproError
 
     try:
         overrides = tuple(Override.parse(text) for text in config.option.repro_set)
@@ -118,7 +118,6 @@ class ReproNotebook(pytest.File):
     def check(self):
         """The notebook's ``check.Check``, made on first use (or the error that stopped it)."""
         from .run.check import check_notebook
-        from .errors import ReproError
 
         if self._check is None:
             option = self.config.option
@@ -169,7 +168,6 @@ class FitCellItem(pytest.Item):
 
     def repr_failure(self, excinfo, style=None):
         from .run.check import NotebookFailed
-        from .errors import ReproError
 
         error = excinfo.value
         if isinstance(error, NotebookFailed):  # the details once per notebook, not under every fit cell

@@ -32,6 +32,7 @@ import time
 from typing import List, Optional
 
 from .errors import ReproError
+from .run import environment
 
 EXTRA = "pip install 'jupyter-repro[mlflow]'"
 
@@ -126,8 +127,6 @@ class MlflowTracker:
             tags=[RunTag(k, _text(v, 5000)) for k, v in self._tags(report).items()])
 
     def _tags(self, report) -> dict:
-        from .run import environment
-
         verdict = report.verdict
         tags = {"repro.input_key": report.input_key, "repro.result": report.fingerprint,
                 "repro.snapshot": report.snapshot_fingerprint, "repro.snapshot.name": report.snapshot,

@@ -27,10 +27,11 @@ import numpy as np
 
 from . import distribution
 from .distribution import strategy_scope
-from ..errors import ModelError, ReproError, SnapshotMismatch
+from ..errors import ModelError, ReproError, SnapshotMismatch, Unfingerprintable
 from ..values.arrays import ArraysFingerprint, bytes_digest
 from ..values.tensors import assign, host_copy, host_view, numpy_dtype
 from ..values.sizes import size_text
+from ..values.fingerprint import fingerprint_value
 
 Spec = Tuple[str, Tuple[int, ...], str]  # (path, shape, dtype)
 
@@ -178,9 +179,6 @@ class CompileRecipe:
 
 
 def _describe(value) -> str:
-    from ..errors import Unfingerprintable
-    from ..values.fingerprint import fingerprint_value
-
     if isinstance(value, (type(None), bool, int, float, str)):
         return repr(value)
     try:

@@ -26,8 +26,9 @@ from typing import List, Optional
 from ..model import distribution
 from ..store.quota import DEFAULT_CAP, DiskQuota, owner_of, touch
 from ..model.snapshot import fixed_variables, put_variables, spec_list, specs_nbytes
-from ..store.snapshot_store import SnapshotStore
+from ..store.snapshot_store import CorruptSnapshot, SnapshotStore
 from ..values.tensors import host_view
+from ..store.signing import Signer
 
 #: Keras callbacks whose whole effect is on the model and its History.
 REPLAYABLE = {"EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN",
@@ -58,8 +59,6 @@ def _optimizer_variables(model) -> List:
 
 class StateCache:
     def __init__(self, directory: os.PathLike, max_bytes: int = DEFAULT_CAP, signer=None, keep=()):
-        from ..store.signing import Signer
-
         self.store = SnapshotStore(directory, "states")
         self.signer = signer or Signer()
         # keep: snapshot files in use; owner: another installation's states are never evicted
@@ -154,8 +153,6 @@ class Replayer:
         self.note: Optional[str] = None
 
     def __call__(self, arguments: dict, observable) -> Optional[object]:
-        from ..store.snapshot_store import CorruptSnapshot
-
         self.refused = self._refusal(arguments, observable)
         if not self.refused:
             try:

@@ -33,6 +33,8 @@ from .divergence import Tolerance, distance
 from ..errors import ReproError
 from .fit import METADATA_KEY
 from .ledger import Ledger
+from .environment import Environment, explain, summary
+from .inputs import describe
 
 AGAINST = ("both", "kernels", "saved")
 SKIP = {"skip-execution": "skip-execution", "nbval-skip": "nbval-skip", "# NBVAL_SKIP": "nbval-skip"}
@@ -495,9 +497,6 @@ def within(reference: dict, fit: dict, tolerance: Tolerance) -> bool:
 def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]:
     """What differs between two fits (ledger lines or saved fingerprints), or None.
     ``saved``: ``reference`` was saved in the notebook, with a summary of its environment only."""
-    from .environment import Environment, explain, summary
-    from .inputs import describe
-
     result_only = False
     if reference.get("input_key") != fit.get("input_key"):
         before, now = reference.get("inputs") or {}, fit.get("inputs") or {}   # saved as null: none known

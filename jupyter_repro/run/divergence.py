@@ -28,6 +28,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import ReproError
+
 #: values kept of each variable
 SAMPLES = 8
 #: hex digits kept of each epoch's fingerprint
@@ -180,8 +182,6 @@ class Tolerance:
     @classmethod
     def parse(cls, text: str) -> "Tolerance":
         """``1e-5`` (metrics and weights, relative), ``metrics=1e-6,weights=1e-5``, ``weights=64ulp``."""
-        from ..errors import ReproError
-
         def number(value: str, what: str) -> float:
             try:
                 found = float(value)

@@ -15,6 +15,9 @@ from typing import Callable, Dict, List, Optional
 from ..errors import Unfingerprintable
 from .inputs import DATA_ARGUMENTS, IGNORED_ARGUMENTS, Inputs, add_fit_call
 from .observed import Observed
+from . import environment
+from .divergence import EPOCH_DIGITS
+from ..model.snapshot import model_fingerprint
 
 
 @dataclass
@@ -105,8 +108,6 @@ class FitReport:
         it. Nothing that changes between identical reruns (times, run numbers), so
         rerunning a reproducible notebook leaves this metadata as it was. None while the
         fit has no result."""
-        from . import environment
-
         if self.fingerprint is None:
             return None
         facts = self.verdict.record.get("env") if self.verdict is not None else None
@@ -133,8 +134,6 @@ def _epoch_callback(into: List[str], batches: Optional[List[List[str]]] = None):
     ``into``; and, given ``batches``, after every batch, one list per epoch."""
     import keras
 
-    from .divergence import EPOCH_DIGITS
-    from ..model.snapshot import model_fingerprint
 
     class EpochFingerprints(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):

@@ -23,6 +23,7 @@ import xxhash
 from ..errors import Unfingerprintable
 from ..values.arrays import array_bytes, dtype_tag
 from ..values.fingerprint import hash_into
+from ..values.code import is_library_file
 
 
 def batch_digest(batch) -> bytes:
@@ -220,7 +221,6 @@ def _audit(event, args):
         return
     import os
 
-    from ..values.code import is_library_file
 
     path, mode, flags = args
     if not isinstance(path, (str, bytes, os.PathLike)) or isinstance(path, int):

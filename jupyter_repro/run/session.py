@@ -32,8 +32,9 @@ import time
 import weakref
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ..errors import DistributionError, ReproError
-from ..store.quota import DEFAULT_CAP
+from ..errors import DistributionError, ReproError, Unfingerprintable
+from ..model.distribution import layout, processes
+from ..store.quota import DEFAULT_CAP, DiskQuota, OverCap, owner_of, touch, unwritable, validate_cap
 from ..seeding.seeder import Seeder, validate_seed
 
 
@@ -88,8 +89,6 @@ class Session:
 
     @cache_max_bytes.setter
     def cache_max_bytes(self, value) -> None:
-        from ..store.quota import validate_cap
-
         self._cache_max_bytes = validate_cap(value)
 
     @property
@@ -162,7 +161,6 @@ class Session:
         copying it; say how it compares with the one saved under its name before. A store
         that cannot be written costs only the copy on disk: the snapshot is registered all
         the same (in memory, whatever its size), and the status says so."""
-        from ..store.quota import OverCap, unwritable
         from ..model.snapshot import read_variables
 
         if not self.store:
@@ -178,7 +176,6 @@ class Session:
         return status
 
     def _save(self, snapshot, model) -> str:
-        from ..store.quota import touch
         from ..store.snapshot_store import LEGACY, CorruptSnapshot, SnapshotStore
 
         store = SnapshotStore(self.store)
@@ -212,7 +209,6 @@ class Session:
     def _write(self, store, snapshot, model) -> dict:
         """Store ``snapshot`` (from its copy, or straight from the model's variables) under
         the cap, and restore from the file from now on."""
-        from ..store.quota import DiskQuota, owner_of
         from ..store.tensorfile import TensorFile
         from ..values.tensors import host_view
 
@@ -308,7 +304,6 @@ class Session:
     # -- the steps of a run, in order -------------------------------------------------
     def _checked(self, model, snapshot, seed, cache: bool, verify: bool, label) -> int:
         """The run's seed; refuses, before anything is touched, what cannot run."""
-        from ..model.distribution import processes
         from ..model.snapshot import require_model
 
         seed = self.seeder.seed if seed is None else seed
@@ -329,7 +324,6 @@ class Session:
     def _take_inputs(self, model, snapshot, seed, label, state, code, source, namespace, hidden):
         """A ``FitReport`` whose inputs hold what is known before the run: the initial
         state, the seed, the layout, and the cell's code with the notebook names it reads."""
-        from ..model.distribution import layout
         from ..values.arrays import fingerprint_arrays
         from ..values.fingerprint import fingerprint_value
         from .fit import FitReport
@@ -356,8 +350,6 @@ class Session:
     def _restore(self, model, snapshot, state, recipe, keep, seed):
         """The snapshot (or a trial's ``state``) back in the model, but for ``keep``, with a
         fresh optimizer from ``recipe``; every generator reseeded. What was written."""
-        from ..store.quota import touch
-
         restored = snapshot.restore(model, state, recipe, keep)  # checks first: raises before touching anything
         touch(self._saved.get(snapshot.name))  # in use: evicted last
         self._remember_compile(model, recipe)
@@ -367,7 +359,6 @@ class Session:
     def _fingerprint(self, model, report, calls, files) -> None:
         """What the run produced: the result's fingerprint, per-epoch fingerprints, the
         weights' sketch, metrics; for a loop of its own, the files it read count as inputs."""
-        from ..errors import Unfingerprintable
         from ..model.snapshot import model_fingerprint
         from ..values.tensors import host_view
         from .divergence import sketch
@@ -399,7 +390,6 @@ class Session:
         """The model's state that is the notebook's, not the fit's (``model_state.py``):
         its preprocessing layers' state, and the variables it changed since the last run;
         each an input by content, never written by the restore. ``id`` of those variables."""
-        from ..errors import Unfingerprintable
         from ..model.model_state import UserChanges, preprocessing_fingerprint, preprocessing_variables
 
         keep = preprocessing_variables(model)
@@ -441,8 +431,6 @@ class Session:
         the fit: the model stays as trained and the report says in one line that the run
         was not recorded."""
         from . import environment
-        from ..model.distribution import processes
-        from ..store.quota import unwritable
 
         record = report.record(environment.collect())
         record.update(id=os.urandom(8).hex(), by=_whoami())
@@ -480,8 +468,6 @@ class Session:
     def _store_state(self, report, record, calls, replayer, model) -> Optional[OSError]:
         """Under ``--cache``, the trained state stored for the next run with these inputs
         (one ``fit`` whose inputs are all known by content); why it could not be written."""
-        from ..store.quota import OverCap
-
         if replayer is None or replayer.refused is not None or len(calls.calls) != 1 or not report.inputs.comparable:
             return None
         try:

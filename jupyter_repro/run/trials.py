@@ -14,12 +14,12 @@ import numpy as np
 
 from ..errors import ModelError, ReproError
 from ..model.snapshot import Snapshot, read_variables
+from ..seeding.seeder import validate_seed
+from .check import Cell
 
 
 def trial_seeds(session_seed: int, trials: int = None, seeds: str = None) -> List[int]:
     """``--trials N``: the session seed and the N-1 after it; ``--seeds 1,2,3``: those."""
-    from ..seeding.seeder import validate_seed
-
     if trials is not None and seeds is not None:
         raise ReproError("give --trials N or --seeds 1,2,3, not both")
     if seeds is not None:
@@ -58,8 +58,6 @@ def initial_state(model, snapshot: Snapshot, seed: int) -> List[np.ndarray]:
 
 def checked_seeds(seeds) -> List[int]:
     """``seeds`` (``Session.trials``) as a list of distinct valid seeds, or ``ReproError``."""
-    from ..seeding.seeder import validate_seed
-
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
         raise ReproError(f"trials need a non-empty list of seeds, e.g. [1, 2, 3]; got {str(seeds)[:40]!r}")
     values = [validate_seed(seed) for seed in seeds]
@@ -71,8 +69,6 @@ def checked_seeds(seeds) -> List[int]:
 def require_metrics(names: Sequence[str], source: Optional[str], namespace: Optional[dict]) -> None:
     """Refuse, before any trial runs, a ``--metric`` that is not a name, or that the cell
     never sets and the notebook does not have (found only after a first fit otherwise)."""
-    from .check import Cell
-
     for name in names:
         if not name.isidentifier():
             raise ReproError(f"--metric {name!r}: give the name of a variable the cell sets, e.g. --metric test_rmse")

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 from .inputs import changed
+from .divergence import distance
+from .environment import Environment, explain
 
 #: how each verdict is shown: (mark, text colour, background), readable in light and dark themes
 STYLES = {
@@ -74,8 +76,6 @@ class Verdict:
             return f"{head} → identical ✓"
         far = f"\n  {self.distance}" if self.distance else ""
         if self.env_changes:
-            from .environment import explain
-
             return f"⚠ {head} → result DIFFERS; {explain(self.env_changes)}{far}"
         return f"⚠ {head} → result DIFFERS; environment unchanged, so the fit itself is not deterministic{far}"
 
@@ -131,8 +131,6 @@ def decide(record: dict, records: List[dict], signed_here: Callable[[dict], bool
     previous, elsewhere = mine or newest, mine is None
     if previous.get("result") == record.get("result"):
         return Verdict("identical", record, previous, elsewhere=elsewhere)
-    from .divergence import distance
-    from .environment import Environment
 
     changes = Environment(record.get("env", {})).diff(previous.get("env", {}))
     return Verdict("differs", record, previous, changes, elsewhere=elsewhere, distance=distance(previous, record))

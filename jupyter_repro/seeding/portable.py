@@ -34,6 +34,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, MutableMapping, Optional, Tuple
 
+from .seeder import _initial_environ
+
 #: NumPy's dispatch targets above its x86-64 baseline, under the names of NumPy 1.x and 2.x
 #: (a name a version does not know is ignored by it)
 NUMPY_ABOVE_FLOOR = ("AVX AVX2 FMA3 F16C AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AVX512_CNL "
@@ -95,8 +97,6 @@ def apply(environ: Optional[MutableMapping[str, str]] = None, initial: Optional[
     """Set each pin in ``environ`` (``os.environ``) where it still takes effect; report
     the others. ``initial``: the environment the process started with; ``loaded``:
     ``sys.modules``. A pin the user set to another value is kept, and said to be."""
-    from .seeder import _initial_environ
-
     environ = os.environ if environ is None else environ
     initial = _initial_environ() if initial is None else initial
     loaded = sys.modules if loaded is None else loaded

@@ -25,9 +25,7 @@ finish; ``trials_started(seeds)`` and ``trials_finished(frame, error)`` around t
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
-import platform
 import time
 import weakref
 from typing import Callable, Dict, List, Optional, Sequence
@@ -545,6 +543,9 @@ def _weak(obj):
 
 
 def _whoami() -> str:
+    import getpass  # with platform, 2-4 ms of the extension's load: only when a run is recorded
+    import platform
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no user name in this container

@@ -3,7 +3,7 @@
 Registered through the ``pytest11`` entry point, as nbval and nbmake are, so pytest loads
 it in every run; without ``--repro`` it adds its options and does nothing else (it
 collects nothing and imports nothing beyond pytest). With it, each notebook runs in
-``--repro-runs`` fresh kernels (``check.py``, the same code as ``jupyter-repro check``),
+``--repro-runs`` fresh kernels (``run/check.py``, the same code as ``jupyter-repro check``),
 and each ``%%repro_fit`` cell passes when its fits agree between the kernels and with
 the fingerprints saved in the notebook (``--repro-against``), and fails naming what
 differs::

@@ -1,4 +1,4 @@
-"""What a run depends on (inputs.py, fingerprint.py, source.py), signatures and the
+"""What a run depends on (run/inputs.py, values/fingerprint.py, values/source.py), signatures and the
 plain-Python Session: fast, in-process."""
 import json
 import os

@@ -1,4 +1,4 @@
-"""Issue #20 in-process: the model's state that is the notebook's (model_state.py),
+"""Issue #20 in-process: the model's state that is the notebook's (model/model_state.py),
 callbacks by their configuration, "changed since" naming only changed values, and a
 store shared by two installations (the real-kernel cases: test_kernel_model_state.py)."""
 import os

@@ -8,9 +8,9 @@ optimizer's class and config as they were at snapshot time, and ``recompile`` al
 builds a brand-new optimizer from them.
 
 Where the variables are kept: a small model's in memory (a private copy, the fastest to
-restore); a large one's only in its stored file, memory-mapped (``tensorfile.py``), so
+restore); a large one's only in its stored file, memory-mapped (``store/tensorfile.py``), so
 the weights are not held twice in RAM. Variables are read one at a time, as views where
-the backend allows (``tensors.py``), so taking a snapshot or a fingerprint never holds a
+the backend allows (``values/tensors.py``), so taking a snapshot or a fingerprint never holds a
 second copy of the model. A restore rewrites what a fit changes: a variable a fit
 cannot change by itself (non-trainable: a frozen backbone's, a LoRA layer's base kernel)
 is compared by its checksum and rewritten only if it differs.
@@ -102,7 +102,7 @@ def put_variables(variables, read, digests=None, fixed=frozenset(), release=None
     """Assign ``read(i)`` to each variable. One in ``fixed`` (by ``id``: variables a fit
     cannot change by itself) whose bytes still have checksum ``digests[i]`` is left
     alone: a frozen backbone is read, not rewritten. One in ``keep`` (by ``id``: the
-    user's, ``model_state.py``) is never written. ``release(i)`` after each write."""
+    user's, ``model/model_state.py``) is never written. ``release(i)`` after each write."""
     done = Restored()
     for i, variable in enumerate(variables):
         if id(variable) in keep:

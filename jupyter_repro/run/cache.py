@@ -11,11 +11,11 @@ runs as usual. This is only sound because the fit is reproducible, and only when
 * the fit has no effects beyond the model: callbacks that write files or logs, send
   data, or run code the cache cannot know, make the fit train instead;
 * this installation computed the state: the ledger line and the state's manifest carry
-  a valid signature (``signing.py``), so a ``.repro/`` folder from elsewhere is never
+  a valid signature (``store/signing.py``), so a ``.repro/`` folder from elsewhere is never
   replayed, only trained anew.
 
 Each refusal is one line in the report. States count towards the store's one cap with
-the snapshots (``quota.py``): the least recently used go first, and a state larger than
+the snapshots (``store/quota.py``): the least recently used go first, and a state larger than
 the whole cap is not stored.
 """
 from __future__ import annotations

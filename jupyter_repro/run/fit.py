@@ -1,10 +1,10 @@
 """One fit, as it runs: the report it fills in, and the wrapper that watches ``model.fit``.
 
 While the user's code runs, ``model.fit`` is wrapped (on the instance only, and put back
-afterwards). Each call's inputs are fingerprinted before it trains (``inputs.py``); data
-that cannot be hashed beforehand is handed to Keras through ``observed.py`` and
+afterwards). Each call's inputs are fingerprinted before it trains (``run/inputs.py``); data
+that cannot be hashed beforehand is handed to Keras through ``run/observed.py`` and
 fingerprinted as it is read; the History it returns is kept. The policy around a fit
-(restore, record, verdict, cache, trials) is ``session.py``'s.
+(restore, record, verdict, cache, trials) is ``run/session.py``'s.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ class FitReport:
     fingerprint: Optional[str] = None   # of the variables after the user's code
     metrics: Dict[str, float] = field(default_factory=dict)
     history: Dict[str, List[float]] = field(default_factory=dict)  # per epoch, of the last fit call
-    epochs: List[str] = field(default_factory=list)  # the variables' fingerprint at each epoch's end (divergence.py)
-    sketch: List[str] = field(default_factory=list)  # a few values of each variable at the end (divergence.py)
+    epochs: List[str] = field(default_factory=list)  # the variables' fingerprint at each epoch's end (run/divergence.py)
+    sketch: List[str] = field(default_factory=list)  # a few values of each variable at the end (run/divergence.py)
     batches: List[List[str]] = field(default_factory=list)  # on demand (--batches): per batch, of each epoch
     parameters: Dict[str, object] = field(default_factory=dict)  # fit arguments and compile settings, by name
     seconds: Optional[float] = None

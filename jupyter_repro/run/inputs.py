@@ -18,7 +18,7 @@ cache compare all of them, each by content:
 
 A part that cannot be known by content is *opaque*, with the reason; a run with an
 opaque part is "not compared", never guessed at. Data that a fit reads batch by batch
-(a generator, a PyDataset...) is opaque until the fit has read it (``observed.py``);
+(a generator, a PyDataset...) is opaque until the fit has read it (``run/observed.py``);
 then its part is the fingerprint of what the model saw.
 """
 from __future__ import annotations

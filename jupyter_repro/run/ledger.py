@@ -10,7 +10,7 @@ the wrong types (a flipped bit, a hand edit), so nothing downstream meets them. 
 line that could not be written whole (a full disk) is cut off again: nothing
 half-written stays.
 
-The environment of a run (``environment.py``: versions, devices, flags) is the same for
+The environment of a run (``run/environment.py``: versions, devices, flags) is the same for
 most runs, so it is stored once per distinct environment, in
 ``<store>/environments/<XXH3-128>.json``, and a line carries its hash (``env_ref``);
 reading puts it back as ``env``, so verdicts, signatures, ``history`` and ``check`` see

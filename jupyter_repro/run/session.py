@@ -1,10 +1,10 @@
 """A reproducible training session: the policy of every run, in plain Python.
 
 ``Session`` owns what a run goes through, in this order: check the model against its
-snapshot, take the inputs (``inputs.py``), restore the snapshot with a fresh optimizer
+snapshot, take the inputs (``run/inputs.py``), restore the snapshot with a fresh optimizer
 built from the compile settings the model has *now*, reseed, run the user's code
-(watching ``model.fit``), fingerprint the result, decide the verdict (``verdict.py``),
-record it in the ledger, store or replay the state (``cache.py``). The magics and
+(watching ``model.fit``), fingerprint the result, decide the verdict (``run/verdict.py``),
+record it in the ledger, store or replay the state (``run/cache.py``). The magics and
 scripts are thin callers::
 
     from jupyter_repro import Session
@@ -62,7 +62,7 @@ class Session:
     # -- seed -------------------------------------------------------------------
     def make_portable(self):
         """Pin the math libraries to the x86-64 AVX floor where it still takes effect
-        (``portable.py``); a report of what was set and what came too late."""
+        (``seeding/portable.py``); a report of what was set and what came too late."""
         from ..seeding.portable import apply
 
         self.portable = apply()
@@ -82,7 +82,7 @@ class Session:
 
     @property
     def cache_max_bytes(self) -> int:
-        """The cap on the store's snapshots and cached states together (``quota.py``)."""
+        """The cap on the store's snapshots and cached states together (``store/quota.py``)."""
         return self._cache_max_bytes
 
     @cache_max_bytes.setter
@@ -385,7 +385,7 @@ class Session:
         self._tell("run_finished", report, error)
 
     def _users_state(self, model, snapshot, inputs, report, trial: bool) -> frozenset:
-        """The model's state that is the notebook's, not the fit's (``model_state.py``):
+        """The model's state that is the notebook's, not the fit's (``model/model_state.py``):
         its preprocessing layers' state, and the variables it changed since the last run;
         each an input by content, never written by the restore. ``id`` of those variables."""
         from ..model.model_state import UserChanges, preprocessing_fingerprint, preprocessing_variables

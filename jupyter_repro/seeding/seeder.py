@@ -175,7 +175,7 @@ class Seeder:
         return _Pause(self)
 
     def close(self) -> None:
-        """Remove the import hook and the stderr filter (``tf_messages.py``); seeds already
+        """Remove the import hook and the stderr filter (``model/tf_messages.py``); seeds already
         applied stay applied."""
         from ..model import tf_messages
 

@@ -1,6 +1,6 @@
 """Files that appear whole or not at all.
 
-A write goes to a temporary file beside the target (``.NAME.xxxx``: ``quota.py`` never
+A write goes to a temporary file beside the target (``.NAME.xxxx``: ``store/quota.py`` never
 counts such names and sweeps ones a crash left), is fsync'd, then renamed over the
 target; if anything fails, the temporary file is removed. A reader never sees half a
 file, and a full disk leaves nothing behind.

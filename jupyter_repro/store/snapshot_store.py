@@ -1,6 +1,6 @@
 """Snapshots and states on disk: one safetensors file each, written atomically, verified when read.
 
-Each is ``<store>/<folder>/NAME-FP.safetensors`` (``tensorfile.py``: the format, the
+Each is ``<store>/<folder>/NAME-FP.safetensors`` (``store/tensorfile.py``: the format, the
 manifest in its metadata, per-tensor XXH3-128 checksums). Files with different content
 get different names, so none is ever written over. A file whose bytes do not match its
 manifest is refused (``CorruptSnapshot``), never loaded.

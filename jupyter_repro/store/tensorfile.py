@@ -13,7 +13,7 @@ code for is stored as its bytes (``U8``); the manifest keeps what it is.
 ``__metadata__["jupyter_repro"]`` is the manifest (JSON): the variables in model order,
 each with its path, shape, dtype, tensor name, offset and the XXH3-128 of its bytes; the
 fingerprint; ``extra`` (a History); and, for cached states, this installation's
-signature over all of it (``signing.py``). Writes go to a temporary file, fsync'd, then
+signature over all of it (``store/signing.py``). Writes go to a temporary file, fsync'd, then
 renamed: no reader ever sees half a file. Reading maps the file (nothing is copied); the
 header must agree with the manifest and every tensor with its checksum before any array
 is handed out, else ``CorruptSnapshot`` says in one line what is wrong.

@@ -1,7 +1,7 @@
 """A cell's code as Python sees it, and the notebook names it reads.
 
 Both questions are about source text only, so this module imports nothing heavy: the
-per-cell seed (``seeding.py``) runs before every cell and must stay cheap.
+per-cell seed (``seeding/seeder.py``) runs before every cell and must stay cheap.
 
 * ``canonical_source``: comments, blank lines, layout and quoting do not change what a
   cell computes, so they do not change its seed or its run's inputs.

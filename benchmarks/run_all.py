@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import bench_batches  # noqa: E402
 import bench_bigmodels  # noqa: E402
 import bench_fixed_cost  # noqa: E402
+import bench_load  # noqa: E402
 import bench_processes  # noqa: E402
 import bench_fingerprint  # noqa: E402
 import bench_fit  # noqa: E402
@@ -47,6 +48,9 @@ class Benchmark(NamedTuple):
 REPEATED = "{repeat} repetitions after one warm-up pair"
 BENCHMARKS = {  # in the order they run and appear; startup first, before TensorFlow is imported here
     "startup": Benchmark(lambda s: bench_startup.main(s["repeat"]), ("repeat",), "{repeat} fresh kernels"),
+    "load": Benchmark(lambda s: bench_load.main(s["load_against"], s["load_rounds"]), ("load_against", "load_rounds"),
+                      "{load_rounds} rounds after one uncounted round, each timing this tree's extension load, "
+                      "{load_against}'s, and {load_against}'s again (the A/A control) in fresh processes"),
     "fingerprint": Benchmark(lambda s: bench_fingerprint.main(s["repeat"]), ("repeat",), REPEATED),
     "snapshot": Benchmark(lambda s: bench_snapshot.main(s["repeat"]), ("repeat",), REPEATED),
     "fit": Benchmark(lambda s: bench_fit.main(s["epochs"], s["repeat"], s["fit_pairs"]),
@@ -82,6 +86,9 @@ def main():
     parser.add_argument("--batch-pairs", type=int, default=8, help="rounds for the batch observation rows")
     parser.add_argument("--fixed-pairs", type=int, default=12, help="rounds for the fixed-cost rows")
     parser.add_argument("--big-repeat", type=int, default=3, help="repetitions for the big-model rows")
+    parser.add_argument("--load-against", default="bd455b6",
+                        help="the revision whose extension load this tree's is timed against (before the #22 layout)")
+    parser.add_argument("--load-rounds", type=int, default=80, help="rounds for the extension-load rows")
     parser.add_argument("--cell-pairs", type=int, default=6, help="rounds for the 1 GB whole fit cell rows")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME",
                         help=f"re-measure only these ({', '.join(BENCHMARKS)}); keep the stored rows of the others")

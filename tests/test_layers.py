@@ -65,3 +65,19 @@ def test_the_twin_a_wrong_import_is_seen(tmp_path, layer):
     folder.mkdir()
     (folder / "bad.py").write_text(f"from ..{layer}.x import y\n")
     assert [name for _, name in imported(folder / "bad.py", ("values", "bad"))] == [layer]
+
+
+def test_the_public_names_still_import():
+    """What users and other tools import, whatever folder the code lives in."""
+    from importlib.metadata import entry_points
+
+    import jupyter_repro
+    from jupyter_repro.tracking import MlflowTracker
+
+    assert all(getattr(jupyter_repro, name) for name in jupyter_repro.__all__)
+    assert callable(jupyter_repro.load_ipython_extension) and callable(jupyter_repro.unload_ipython_extension)
+    assert MlflowTracker.__module__ == "jupyter_repro.tracking"
+    (plugin,) = [e for e in entry_points(group="pytest11") if e.value.startswith("jupyter_repro")]
+    assert plugin.load().__name__ == "jupyter_repro.pytest_plugin" and hasattr(plugin.load(), "pytest_addoption")
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "jupyter-repro"]
+    assert callable(script.load())

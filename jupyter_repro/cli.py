@@ -78,7 +78,7 @@ class _Command(Application):
         return None
 
 from . import __version__
-from .kernelspec import install_kernel
+from . import kernelspec
 from .run.ledger import Ledger, history_frame
 from .errors import ReproError
 
@@ -168,9 +168,9 @@ class InstallKernelApp(_Command):
             _fail("choose one of --user, --sys-prefix, --prefix DIR", 2)
         prefix = sys.prefix if self.sys_prefix else (self.prefix or None)
         try:
-            where = install_kernel(self.kernel_name, self.display_name or None, self.seed,
-                                   user=self.user or prefix is None, prefix=prefix, backend=self.backend or None,
-                                   portable=self.portable)
+            where = kernelspec.install_kernel(self.kernel_name, self.display_name or None, self.seed,
+                                              user=self.user or prefix is None, prefix=prefix,
+                                              backend=self.backend or None, portable=self.portable)
         except ReproError as error:
             _fail(f"jupyter-repro install-kernel: {error}", 2)
         print(f"installed kernelspec '{self.kernel_name}' (seed {self.seed}, PYTHONHASHSEED={self.seed}"

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif("tensorflow" not in INSTALLED, reason="ONEDNN_MA
 def test_a_rerun_under_another_isa_names_it_and_the_noisy_twin_is_not_deterministic(tmp_path):
     with Kernel(env={"KERAS_BACKEND": "tensorflow"}, cwd=str(tmp_path)) as native:
         native.run(SETUP + "\n%repro_snapshot model")
-        isa = native.value("__import__('jupyter_repro.run.environment').environment.collect()['cpu isa']")
+        isa = native.value("__import__('jupyter_repro.run.environment').run.environment.collect()['cpu isa']")
         if "AVX2" not in isa.split():
             pytest.skip(f"the AVX cap changes nothing on a CPU without AVX2 (this one: {isa})")
         first = native.run(FIT)

@@ -31,7 +31,7 @@ import weakref
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..errors import DistributionError, ReproError, Unfingerprintable
-from ..model.distribution import layout, processes
+from ..model import distribution
 from ..store.quota import DEFAULT_CAP, DiskQuota, OverCap, owner_of, touch, unwritable, validate_cap
 from ..seeding.seeder import Seeder, validate_seed
 
@@ -312,8 +312,8 @@ class Session:
             raise ReproError("--cache needs a store: set %config ReproMagics.store = '.repro'")
         if verify and not cache:
             raise ReproError("--verify goes with --cache: %%repro_fit --cache --verify")
-        if cache and processes()[0] > 1:  # each process decides from its own store: they could disagree
-            raise DistributionError(f"--cache in a run of {processes()[0]} processes: every process must train "
+        if cache and distribution.processes()[0] > 1:  # each process decides from its own store: they could disagree
+            raise DistributionError(f"--cache in a run of {distribution.processes()[0]} processes: every process must train "
                                     "(one replaying while another trains would wait for it forever); drop --cache")
         require_model(model, repr(label or snapshot.variable))
         snapshot.check(model)
@@ -332,7 +332,7 @@ class Session:
         report = FitReport(label or snapshot.variable, seed, snapshot.name, start)
         inputs = report.inputs
         inputs.parts.update(snapshot=start, seed=str(seed))
-        placed = layout(model)  # processes, mesh, where each variable lives: a different layout is another input
+        placed = distribution.layout(model)  # processes, mesh, where each variable lives: a different layout is another input
         if placed is not None:
             inputs.parts["distribution"] = fingerprint_value(placed)
         exclude = {id(model): "the model trained"}
@@ -432,7 +432,7 @@ class Session:
 
         record = report.record(environment.collect())
         record.update(id=os.urandom(8).hex(), by=_whoami())
-        count, index = processes()
+        count, index = distribution.processes()
         if count > 1:
             record["process"] = index  # each process records its own runs
         try:

@@ -51,15 +51,16 @@ USUAL = ("keras.utils.set_random_seed(42)\nmodel.compile(optimizer=keras.optimiz
          "model.set_weights(initial)\n")
 #: where the package's time goes: (module, object, attribute, label); each timed where it is
 #: looked up at call time, outermost calls only
-PHASES = [("session", "Session", "_record", "ledger + verdict + environment + state (_record)"),
-          ("ledger", "Ledger", "records", "reading the ledger"), ("ledger", "Ledger", "append", "appending to it"),
-          ("verdict", None, "decide", "the verdict"), ("environment", None, "collect", "the environment"),
-          ("snapshot", "Snapshot", "restore", "restore: compile + assign (the usual recipe does it too)"),
-          ("inputs", None, "add_cell", "the notebook names read"), ("inputs", None, "architecture", "the architecture"),
-          ("inputs", None, "add_fit_call", "the fit's arguments, architecture included"),
-          ("snapshot", None, "model_fingerprint", "the result fingerprint"),
-          ("cell", "Body", "__init__", "compiling the body"), ("seeding", "Seeder", "reseed", "reseeding"),
-          ("session", "Session", "recipe_for", "compile settings")]
+PHASES = [("run.session", "Session", "_record", "ledger + verdict + environment + state (_record)"),
+          ("run.ledger", "Ledger", "records", "reading the ledger"), ("run.ledger", "Ledger", "append", "appending to it"),
+          ("run.verdict", None, "decide", "the verdict"), ("run.environment", None, "collect", "the environment"),
+          ("model.snapshot", "Snapshot", "restore", "restore: compile + assign (the usual recipe does it too)"),
+          ("run.inputs", None, "add_cell", "the notebook names read"), ("run.inputs", None, "architecture", "the architecture"),
+          ("run.inputs", None, "add_fit_call", "the fit's arguments, architecture included"),
+          ("model.snapshot", None, "model_fingerprint", "the result fingerprint"),
+          ("run.fit", None, "model_fingerprint", "the result fingerprint"),  # per epoch, bound by name there
+          ("cell", "Body", "__init__", "compiling the body"), ("seeding.seeder", "Seeder", "reseed", "reseeding"),
+          ("run.session", "Session", "recipe_for", "compile settings")]
 
 def shell(store: str):
     return user_shell(store)

@@ -79,7 +79,6 @@ class _Command(Application):
 
 from . import __version__
 from . import kernelspec
-from .run.ledger import Ledger, history_frame
 from .errors import ReproError
 
 
@@ -223,6 +222,8 @@ class HistoryApp(_Command):
     description = "Print the run ledger in DIR (default .repro) as a table."
 
     def start(self):
+        from .run.ledger import Ledger, history_frame  # each subcommand loads what it runs
+
         if len(self.extra_args) > 1:
             _fail(f"jupyter-repro history: give one folder, not {len(self.extra_args)}: {' '.join(self.extra_args)}", 2)
         folder = Path(self.extra_args[0]) if self.extra_args else Path(".repro")

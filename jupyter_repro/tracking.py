@@ -32,7 +32,6 @@ import time
 from typing import List, Optional
 
 from .errors import ReproError
-from .run import environment
 
 EXTRA = "pip install 'jupyter-repro[mlflow]'"
 
@@ -127,6 +126,8 @@ class MlflowTracker:
             tags=[RunTag(k, _text(v, 5000)) for k, v in self._tags(report).items()])
 
     def _tags(self, report) -> dict:
+        from .run import environment  # 40 ms: this module loads with the extension when mlflow is configured
+
         verdict = report.verdict
         tags = {"repro.input_key": report.input_key, "repro.result": report.fingerprint,
                 "repro.snapshot": report.snapshot_fingerprint, "repro.snapshot.name": report.snapshot,

@@ -193,7 +193,7 @@ def test_fd001_fit_with_op_determinism_adds_no_tensorflow_error_line(kernel, cma
     assert ours <= plain, ours - plain
     # the twin: the line was written, and removed (TensorFlow logs it once per process, so an
     # unfiltered second fit cannot show it again)
-    assert kernel.value("__import__('jupyter_repro.model.tf_messages').model.tf_messages.removed()") >= 1
+    assert kernel.value("__import__('jupyter_repro.seeding.tf_messages').seeding.tf_messages.removed()") >= 1
 
 
 TWO = '''import numpy as np, keras

@@ -105,7 +105,7 @@ def test_eviction_never_removes_another_installations_state(tmp_path):
 
 @pytest.mark.skipif(os.name != "posix", reason="the filter works on POSIX descriptors only")
 def test_tf_messages_removes_exactly_the_use_unbounded_threadpool_line(tmp_path):
-    from jupyter_repro.model.tf_messages import DescriptorFilter
+    from jupyter_repro.seeding.tf_messages import DescriptorFilter
 
     noise = (b"E0000 00:00:1796300000.1 27372 node_def_util.cc:682] NodeDef mentions attribute "
              b"use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset; signature=x> "
@@ -127,7 +127,7 @@ def test_tf_messages_removes_exactly_the_use_unbounded_threadpool_line(tmp_path)
 
 @pytest.mark.skipif(os.name != "posix", reason="the filter works on POSIX descriptors only")
 def test_tf_messages_leaves_a_descriptor_someone_else_took_over(tmp_path):
-    from jupyter_repro.model.tf_messages import DescriptorFilter
+    from jupyter_repro.seeding.tf_messages import DescriptorFilter
 
     fd = os.open(tmp_path / "first", os.O_WRONLY | os.O_CREAT)
     quiet = DescriptorFilter(fd)
@@ -251,10 +251,10 @@ def test_tf_messages_forwards_a_child_that_outlives_the_filter(tmp_path):
     import subprocess
     import sys
 
-    from jupyter_repro.model.tf_messages import DescriptorFilter
+    from jupyter_repro.seeding.tf_messages import DescriptorFilter
 
     out = tmp_path / "stderr.txt"
-    script = ("import os, subprocess, sys, time\nfrom jupyter_repro.model.tf_messages import DescriptorFilter\n"
+    script = ("import os, subprocess, sys, time\nfrom jupyter_repro.seeding.tf_messages import DescriptorFilter\n"
               "f = DescriptorFilter(2); f.start()\n"
               "child = subprocess.Popen([sys.executable, '-c', "
               "'import sys, time; time.sleep(0.5); sys.stderr.write(\"from-child\\\\n\")'])\n"

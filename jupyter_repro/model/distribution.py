@@ -24,7 +24,7 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import DistributionError, ModelError
-from ..values.layouts import describe_distribution
+from ..values.keras_distribution import describe_distribution
 
 #: tf.distribute strategies whose fits op determinism covers (tested: Mirrored, MultiWorkerMirrored).
 REPRODUCIBLE_STRATEGIES = {"_DefaultDistributionStrategy", "OneDeviceStrategy", "MirroredStrategy",

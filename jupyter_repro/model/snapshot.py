@@ -244,14 +244,16 @@ class Snapshot:
     state_digests: Optional[List[str]] = field(default=None, repr=False)  # of every variable, set by Session
 
     @classmethod
-    def capture(cls, model, name: str, digests: bool = True, memory_max_bytes: Optional[int] = None) -> "Snapshot":
-        """Read every variable once, one at a time: fingerprint, and a private copy when the
-        state is at most ``memory_max_bytes`` (None: always); with ``digests`` the checksum of
-        each non-trainable one (for ``restore``). Without the copy the snapshot needs a
-        stored file (``attach``) to be restored."""
+    def capture(cls, model, name: str, keep: Optional[bool] = None, digests: bool = True, *,
+                memory_max_bytes: Optional[int] = None) -> "Snapshot":
+        """Read every variable once, one at a time: fingerprint, and with ``keep`` a private
+        copy (None: when the state is at most ``memory_max_bytes``, or always without it);
+        with ``digests`` the checksum of each non-trainable one (for ``restore``). Without
+        the copy the snapshot needs a stored file (``attach``) to be restored."""
         require_model(model, repr(name))
         specs = variable_specs(model)
-        keep = memory_max_bytes is None or specs_nbytes(specs) <= memory_max_bytes
+        if keep is None:
+            keep = memory_max_bytes is None or specs_nbytes(specs) <= memory_max_bytes
         fixed = fixed_variables(model)
         fingerprint, values, checksums = ArraysFingerprint(), [] if keep else None, []
         with strategy_scope(model):  # refuses unsupported strategies before anything else

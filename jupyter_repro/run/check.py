@@ -35,6 +35,7 @@ from .fit import METADATA_KEY
 from .ledger import Ledger
 from .environment import Environment, explain, summary
 from .inputs import describe
+from ..values.source import binds
 
 AGAINST = ("both", "kernels", "saved")
 SKIP = {"skip-execution": "skip-execution", "nbval-skip": "nbval-skip", "# NBVAL_SKIP": "nbval-skip"}
@@ -206,32 +207,7 @@ class Cell:
 
     def assigns(self, name: str) -> bool:
         """Whether the cell's top level binds ``name`` (a cell magic's body counts)."""
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        source = self.source.lstrip()
-        if source.startswith("%%"):
-            source = source.partition("\n")[2]
-        try:
-            tree = ast.parse(TransformerManager().transform_cell(source))
-        except SyntaxError:
-            return False
-        return name in _bound(tree)
-
-
-def _bound(tree) -> set:
-    """Names bound at module level (not inside functions or classes)."""
-    names, todo = set(), [tree]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-            continue
-        if isinstance(node, ast.Lambda):
-            continue
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        todo.extend(ast.iter_child_nodes(node))
-    return names
+        return binds(self.source, name)
 
 
 def read_cells(notebook, path="the notebook") -> List[Cell]:

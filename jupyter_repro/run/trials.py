@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ModelError, ReproError
 from ..model.snapshot import Snapshot, read_variables
 from ..seeding.seeder import validate_seed
-from .check import Cell
+from ..values.source import binds
 
 
 def trial_seeds(session_seed: int, trials: int = None, seeds: str = None) -> List[int]:
@@ -72,7 +72,7 @@ def require_metrics(names: Sequence[str], source: Optional[str], namespace: Opti
     for name in names:
         if not name.isidentifier():
             raise ReproError(f"--metric {name!r}: give the name of a variable the cell sets, e.g. --metric test_rmse")
-        if source is not None and name not in (namespace or {}) and not Cell(0, source).assigns(name):
+        if source is not None and name not in (namespace or {}) and not binds(source, name):
             raise ReproError(f"--metric {name}: the cell never sets {name}, and the notebook has no {name}; "
                              f"set it in the cell, e.g. {name} = ...")
 

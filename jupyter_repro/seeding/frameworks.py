@@ -23,7 +23,7 @@ def seed_numpy(np, seed: int, deterministic: bool) -> str:
 
 
 def seed_tensorflow(tf, seed: int, deterministic: bool) -> str:
-    from ..model import tf_messages
+    from . import tf_messages
 
     tf.random.set_seed(seed)
     if not deterministic:

@@ -175,9 +175,9 @@ class Seeder:
         return _Pause(self)
 
     def close(self) -> None:
-        """Remove the import hook and the stderr filter (``model/tf_messages.py``); seeds already
+        """Remove the import hook and the stderr filter (``tf_messages.py``); seeds already
         applied stay applied."""
-        from ..model import tf_messages
+        from . import tf_messages
 
         if self._hook is not None:
             self._hook.remove()

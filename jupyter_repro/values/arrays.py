@@ -81,7 +81,7 @@ def is_tensor(value) -> bool:
             and (hasattr(value, "numpy") or hasattr(value, "__array__")))
 
 
-class ArrayValues:
+class ArrayHashing:
     """``_Walker``'s arrays and frames: by dtype, shape and bytes."""
 
     def array(self, array: np.ndarray) -> None:

@@ -62,7 +62,7 @@ def _global_names(code: types.CodeType) -> set:
     return names
 
 
-class CodeValues:
+class CodeHashing:
     """``_Walker``'s modules, callables, functions, code objects and classes."""
 
     def module(self, module: types.ModuleType) -> None:

@@ -1,6 +1,7 @@
 """Content fingerprints: what a value holds, hashed so that equal content gives equal
-hex digests in every process, and unequal content different ones.
-(XXH3-128; arrays by their bytes, ``arrays.py``).
+hex digests in every process, and unequal content different ones (XXH3-128). The
+digests of arrays alone (a model's variables, a stored tensor's checksum:
+``fingerprint_arrays``, ``ArraysFingerprint``, ``bytes_digest``) are in ``arrays.py``.
 
 A value is hashed by **content** or not at all. Arrays, tensors, DataFrames, plain
 Python values and containers by their data; functions and classes written by the user
@@ -11,8 +12,9 @@ raises ``Unfingerprintable`` with a reason ("x is a generator"): the caller then
 "not compared" instead of guessing. ``consumable`` marks the data a fit can still
 fingerprint batch by batch as it reads it (``run/observed.py``).
 
-``_Walker`` is the one pass over a value: containers here, and each kind of value in the
-module named for it (``arrays``, ``code``, ``keras_values``, ``tf_data``, ``objects``).
+``_Walker`` is the one pass over a value: the dispatch and containers here, each kind of
+value hashed by a mixin in the module named for it (``arrays``, ``code``, ``keras_values``,
+``objects``; a ``tf.data`` graph and a ``tf.function`` are read in ``tf_data``).
 """
 from __future__ import annotations
 
@@ -26,10 +28,10 @@ import numpy as np
 import xxhash
 
 from ..errors import Unfingerprintable
-from .arrays import ArrayValues, is_tensor
-from .code import CodeValues, library_global
-from .keras_values import KerasValues, is_keras_distribution, is_keras_object
-from .objects import ObjectValues, kind_of
+from .arrays import ArrayHashing, is_tensor
+from .code import CodeHashing, library_global
+from .keras_values import KerasHashing, is_keras_distribution, is_keras_object
+from .objects import ObjectHashing, kind_of
 from .tensors import host_view
 from .tf_data import dataset_graph_bytes, is_tf_dataset, is_tf_function
 
@@ -56,7 +58,7 @@ def hash_into(digest, value, exclude: Optional[dict] = None) -> None:
     _Walker(digest, exclude or {}).feed(value)
 
 
-class _Walker(ArrayValues, CodeValues, KerasValues, ObjectValues):
+class _Walker(ArrayHashing, CodeHashing, KerasHashing, ObjectHashing):
     """One pass over a value; objects met twice are hashed once, then by reference."""
 
     def __init__(self, digest, exclude: dict):

@@ -10,7 +10,8 @@ import sys
 
 from ..errors import Unfingerprintable
 from .code import is_library_module
-from .layouts import describe_distribution
+from .tensors import host_view
+from .keras_distribution import describe_distribution
 
 
 def layer_config(layer) -> dict:
@@ -132,14 +133,12 @@ def is_keras_distribution(value) -> bool:
     return (type(value).__module__ or "").startswith("keras.src.distribution")
 
 
-class KerasValues:
+class KerasHashing:
     """``_Walker``'s Keras objects and distributions."""
 
     def keras_object(self, value) -> None:
         """A layer or model (another than the one trained) by class, configuration and
         variables; a loss, metric, optimizer, schedule... by class and configuration."""
-        from .tensors import host_view  # NumPy: not imported with model.distribution at extension load
-
         keras = sys.modules["keras"]
         self.feed(type(value))
         if isinstance(value, keras.layers.Layer):

@@ -43,7 +43,7 @@ def _c_state(value):
     return None
 
 
-class ObjectValues:
+class ObjectHashing:
     """``_Walker``'s last resort: an object by class and attributes."""
 
     def instance(self, value) -> None:

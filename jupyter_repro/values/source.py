@@ -182,3 +182,33 @@ def _parameters(arguments) -> List[str]:
     every = arguments.posonlyargs + arguments.args + arguments.kwonlyargs
     every += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
     return [a.arg for a in every]
+
+def binds(source: str, name: str) -> bool:
+    """Whether a cell's top level binds ``name`` (a cell magic's body counts; IPython's
+    syntax is turned into Python first, as the kernel would)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    source = source.lstrip()
+    if source.startswith("%%"):
+        source = source.partition("\n")[2]
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return False
+    return name in _bound(tree)
+
+
+def _bound(tree) -> set:
+    """Names bound at module level (not inside functions or classes)."""
+    names, todo = set(), [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    return names

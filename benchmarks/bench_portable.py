@@ -1,12 +1,12 @@
-"""The portable mode's cost against native TensorFlow, with an A/A control; and the cost of
-per-epoch weight fingerprints.
+"""The portable mode's cost against native, per Keras backend (TensorFlow, JAX), with an A/A
+control; and the cost of per-epoch weight fingerprints.
 
 Each setting runs in fresh processes (its pins are read when the libraries load), rounds
 interleaved: native, portable, native again (the A/A control: what two identical settings
 differ by on this shared machine). Each process times ``model.fit`` after a one-epoch warm-up
 (tracing). Two models: the FD001 MLP (21 → 16 → 32 → 64 → 1) and a bigger Conv1D + Dense one.
 
-    python benchmarks/bench_portable.py [--rounds 3] [--epochs 5]
+    python benchmarks/bench_portable.py [--rounds 3] [--epochs 5] [--backend jax]
 """
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-from jupyter_repro.seeding.portable import PINS  # noqa: E402
+from jupyter_repro.seeding.portable import backend_env  # noqa: E402
 
 FIT = r'''
 import json, sys, time
-import numpy as np, keras, tensorflow as tf
-keras.utils.set_random_seed(1); tf.config.experimental.enable_op_determinism()
+import numpy as np, keras
+keras.utils.set_random_seed(1)
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf; tf.config.experimental.enable_op_determinism()
 which, epochs, fingerprints = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 rng = np.random.default_rng(0)
 if which == "fd001":
@@ -69,21 +71,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
     args = parser.parse_args()
+    native = {"KERAS_BACKEND": args.backend}
+    portable = dict(native, **backend_env(args.backend, os.environ))
     results = {}
     for which in ("fd001", "conv"):
         times = {"native": [], "portable": [], "native (A/A)": [], "epoch fingerprints": []}
         for _ in range(args.rounds):
-            times["native"].append(run(which, args.epochs, {}))
-            times["portable"].append(run(which, args.epochs, PINS))
-            times["native (A/A)"].append(run(which, args.epochs, {}))
-            times["epoch fingerprints"].append(run(which, args.epochs, {}, fingerprints=True))
+            times["native"].append(run(which, args.epochs, native))
+            times["portable"].append(run(which, args.epochs, portable))
+            times["native (A/A)"].append(run(which, args.epochs, native))
+            times["epoch fingerprints"].append(run(which, args.epochs, native, fingerprints=True))
         median = {name: statistics.median(values) for name, values in times.items()}
         results[which] = {"seconds": times, "median": median,
                           "portable / native": median["portable"] / median["native"],
                           "A/A": median["native (A/A)"] / median["native"],
                           "epoch fingerprints / native": median["epoch fingerprints"] / median["native"]}
-        print(f"{which}: " + ", ".join(f"{k} {v:.2f} s" for k, v in median.items())
+        print(f"{args.backend} {which}: " + ", ".join(f"{k} {v:.2f} s" for k, v in median.items())
               + f"; portable/native {results[which]['portable / native']:.3f}, A/A {results[which]['A/A']:.3f}, "
               f"epoch fingerprints/native {results[which]['epoch fingerprints / native']:.3f}", flush=True)
     print(json.dumps(results))

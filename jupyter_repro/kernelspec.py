@@ -18,7 +18,7 @@ from typing import Optional
 from .errors import ReproError
 from .seeding.seeder import validate_seed
 from .seeding.frameworks import CUBLAS_WORKSPACE, XLA_DETERMINISM
-from .seeding.portable import PINS
+from .seeding.portable import backend_env
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -37,7 +37,7 @@ def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, por
             "--ext=jupyter_repro", f"--ReproMagics.seed={seed}"]
     if portable:  # in env: glibc reads its pin when the process starts, NumPy and oneDNN theirs when they load
 
-        env.update(PINS)
+        env.update(backend_env(backend, env))
         argv.append("--ReproMagics.portable=True")
     return {
         "argv": argv,

@@ -7,7 +7,7 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
 
     c.InteractiveShellApp.extensions = ["jupyter_repro"]
     c.ReproMagics.seed = 42             # seed at kernel start, before any import
-    c.ReproMagics.portable = True       # same bits on every x86-64 CPU with AVX (TensorFlow, NumPy)
+    c.ReproMagics.portable = True       # same bits on every x86-64 CPU with AVX (TensorFlow, JAX, NumPy)
     c.ReproMagics.deterministic = True  # op determinism (TensorFlow, JAX, PyTorch)
     c.ReproMagics.reseed_cells = True   # reseed from (seed, cell text) before every cell
     c.ReproMagics.store = ".repro"      # ledger and snapshots, beside the notebook ("" = off)
@@ -65,8 +65,9 @@ class ReproMagics(Magics):
         "Session seed. Set in config, the extension seeds at load (kernel start), "
         "before any user import.")).tag(config=True)
     portable = Bool(False, help=(
-        "Pin TensorFlow's oneDNN, OpenBLAS, NumPy's SIMD dispatch and glibc's math to the x86-64 AVX "
-        "floor, so fits give the same bits on every x86-64 CPU with AVX (jupyter_repro/seeding/portable.py). "
+        "Pin oneDNN, XLA (on JAX), OpenBLAS, NumPy's SIMD dispatch and glibc's math to the x86-64 AVX "
+        "floor, so fits give the same bits on every x86-64 CPU with AVX (jupyter_repro/seeding/portable.py; "
+        "TensorFlow and JAX: PyTorch is reported not portable). "
         "Set in config (or by install-kernel --portable, which also sets them in the kernel's env), it "
         "takes effect at kernel start; set later, a pin whose library is loaded is reported too late."
         )).tag(config=True)

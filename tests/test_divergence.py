@@ -78,6 +78,23 @@ def test_check_gives_the_size_and_a_tolerance_passes_data_differences_only():
     assert not within(saved, code, Tolerance.parse("1"))                    # other code: never "within"
 
 
+def test_another_initial_state_is_tolerated_only_where_what_computes_it_changed():
+    """JAX's initializers give other bits on an AVX-only CPU: with the CPU's instruction sets
+    changed, a tolerance covers the initial state; the same environment with another initial
+    state is the notebook's doing (other weights loaded), never "within"."""
+    saved = fit("aaaa", 0.25, [1.0, 2.0], inputs={"seed": "1", "snapshot": "s1", "cell": "c"})
+    saved["env"] = {"keras": "3.15.1", "cpu isa": "AVX AVX2 AVX512F", "xla cpu isa": "AVX"}
+    other_cpu = fit("bbbb", 0.2500001, [1.0, 2.0], inputs={"seed": "1", "snapshot": "s2", "cell": "c"})
+    other_cpu["env"] = {"keras": "3.15.1", "cpu isa": "AVX", "xla cpu isa": "AVX"}
+    assert within(saved, other_cpu, Tolerance.parse("1e-6"))
+    assert not within(saved, other_cpu, Tolerance.parse("1e-8"))             # still as close as it asks
+    same_env = fit("bbbb", 0.2500001, [1.0, 2.0], inputs={"seed": "1", "snapshot": "s2", "cell": "c"})
+    same_env["env"] = dict(saved["env"])
+    assert not within(saved, same_env, Tolerance.parse("1"))                # the twin: the notebook's weights
+    unknown = dict(other_cpu, env={})
+    assert not within(saved, unknown, Tolerance.parse("1"))                 # an environment not known: not guessed
+
+
 EPOCH_3 = r'''
 import sys
 from jupyter_repro import Session

@@ -33,6 +33,7 @@ from .divergence import Tolerance, distance
 from ..errors import ReproError
 from .fit import METADATA_KEY
 from .ledger import Ledger
+from . import arithmetic
 from .environment import Environment, explain, summary
 from .inputs import describe
 from ..values.source import binds
@@ -451,23 +452,41 @@ def _compare(reference: List[dict], fits: List[dict], who: str, saved: bool = Fa
 
 
 #: inputs that are data: a run on another CPU can compute them with other bits (NumPy's
-#: tanh, OpenBLAS's matmul in a data cell), so a tolerance may cover them; code, seed,
-#: compile settings and the initial state it never covers
+#: tanh, OpenBLAS's matmul in a data cell), so a tolerance may cover them; code, seed and
+#: compile settings it never covers
 _DATA_INPUTS = tuple(f"fit.{name}" for name in ("x", "y", "validation_data", "sample_weight"))
+#: what computes the initial state from the seed (the backend's initializers): where one of
+#: these changed, other initial bits are the arithmetic's, and a tolerance covers them too
+#: (JAX's initializers give other bits on an AVX-only CPU); with all of them unchanged,
+#: another initial state is the notebook's doing (weights it loaded), never tolerated
+_COMPUTES_THE_INITIAL_STATE = frozenset(arithmetic.FACTS) | {
+    "platform", "devices", "jax devices", "torch devices", "numpy", "keras", "keras backend", "tensorflow",
+    "jax", "torch", "cuda", "cudnn", "XLA_FLAGS"}
 
 
 def within(reference: dict, fit: dict, tolerance: Tolerance) -> bool:
     """Whether ``fit`` is within ``tolerance`` of ``reference``: same inputs, or inputs that
-    differ in data only, and metrics and sampled weights as close as it asks."""
+    differ in data only (and in the initial state where what computes it changed), and
+    metrics and sampled weights as close as it asks."""
     if reference.get("input_key") != fit.get("input_key"):
         before, now = reference.get("inputs", {}), fit.get("inputs", {})
         differing = [name for name in set(before) | set(now) if before.get(name) != now.get(name)]
+        if "snapshot" in differing and _initial_state_recomputed(reference, fit):
+            differing.remove("snapshot")
         if not all(name.startswith("global ") or name.split("[")[0].startswith(_DATA_INPUTS)
                    or name.startswith("fit[") and name.partition(".")[2] in ("x", "y", "validation_data",
                                                                           "sample_weight")
                    for name in differing):
             return False
     return tolerance.admits(distance(reference, fit))
+
+
+def _initial_state_recomputed(reference: dict, fit: dict) -> bool:
+    """The two runs' environments differ in what computes an initial state from the seed."""
+    if not reference.get("env") or not fit.get("env"):
+        return False
+    changes = Environment(summary(fit["env"])).diff(summary(reference["env"]))
+    return any(name in _COMPUTES_THE_INITIAL_STATE for name, _, _ in changes)
 
 
 def difference(reference: dict, fit: dict, saved: bool = False) -> Optional[str]:

@@ -50,8 +50,9 @@ def seed_keras(keras, seed: int, deterministic: bool) -> str:
     return f"seeded (backend {keras.backend.backend()})"
 
 
-def jax_initialised() -> bool:
-    bridge = sys.modules.get("jax._src.xla_bridge")
+def jax_initialised(modules=None) -> bool:
+    """Whether JAX has created its backends (and so read ``XLA_FLAGS``); ``modules``: ``sys.modules``."""
+    bridge = (sys.modules if modules is None else modules).get("jax._src.xla_bridge")
     return bool(bridge is not None and getattr(bridge, "_backends", None))
 
 

@@ -1,4 +1,4 @@
-"""The portable mode: pins that make TensorFlow and NumPy compute the same bits on every
+"""The portable mode: pins that make TensorFlow, JAX and NumPy compute the same bits on every
 x86-64 CPU with AVX (the floor: Intel Sandy Bridge, AMD Bulldozer and later).
 
 Each math library picks its code by the CPU it finds: oneDNN's sgemm (which TensorFlow's
@@ -6,8 +6,8 @@ matmul calls, oneDNN options on or off) AVX-512, AVX2 or AVX kernels; OpenBLAS a
 NumPy's ufuncs a SIMD target; glibc's ``exp``/``log``/``tanh``... an FMA variant. Each pin
 below holds that choice at what the floor has, so a CPU above it computes what the floor
 computes. Measured (see docs/reproducing-across-machines.md): with them, a seeded Keras
-fit on TensorFlow and a data cell of NumPy math give the same bits natively on an AVX-512
-Xeon and under ``qemu-x86_64 -cpu SandyBridge`` and ``-cpu Haswell``.
+fit on TensorFlow or on JAX, and a data cell of NumPy math, give the same bits natively on
+an AVX-512 Xeon and under ``qemu-x86_64 -cpu SandyBridge`` and ``-cpu Haswell``.
 
 Where each pin takes effect, and so when it is too late:
 
@@ -16,15 +16,24 @@ Where each pin takes effect, and so when it is too late:
 * ``NPY_DISABLE_CPU_FEATURES``, ``OPENBLAS_CORETYPE``: read when NumPy (and the OpenBLAS
   it carries) loads: too late once NumPy is imported;
 * ``ONEDNN_MAX_CPU_ISA``: read when oneDNN first dispatches; held too late here once
-  TensorFlow or PyTorch is imported (the earliest moment this package can vouch for);
+  TensorFlow, PyTorch or JAX is imported (the earliest moment this package can vouch for).
+  JAX needs it too: with YNNPACK's dots off, XLA's dots went through a oneDNN sgemm whose bits
+  the cap changed (measured);
 * ``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow turns its oneDNN operations on by itself on CPUs
   with AVX512_VNNI, AVX512_BF16 or AMX, and off elsewhere; on (measured, AVX-512 Xeon) its
   ``MatMul(transpose_a=True)`` with 128 or more rows took a path the ISA cap does not hold.
   Read when TensorFlow is imported.
 
-Not covered, and never claimed: the JAX and PyTorch backends (XLA's ``--xla_cpu_max_isa``
-leaves YNNPACK's matmuls on FMA; ATen's vectorised kernels and MKL's branch were not found
-to agree across these CPUs: see the docs), CPUs other than x86-64, and GPUs.
+JAX (``KERAS_BACKEND=jax``) adds ``XLA_PINS`` to ``XLA_FLAGS`` (after the user's own flags,
+never replacing them): ``--xla_cpu_max_isa=AVX`` caps the code XLA generates;
+``--xla_cpu_experimental_ynn_fusion_type=`` (an empty list) keeps dots out of YNNPACK, whose
+kernels pick FMA or AVX-512 by the CPU whatever the cap; ``--xla_cpu_enable_platform_dependent_math=false``
+keeps XLA's own approximations (``rsqrt``...) off. Read when JAX creates its backend: too late
+once it has (``frameworks.jax_initialised``).
+
+Not covered, and never claimed: the PyTorch backend (``torch.sqrt``, which Adam uses, goes
+through MKL's vector math, whose bits differed between this Xeon and an emulated Sandy Bridge
+with every pin and branch setting tried: see the docs), CPUs other than x86-64, and GPUs.
 """
 from __future__ import annotations
 
@@ -34,6 +43,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, MutableMapping, Optional, Tuple
 
+from .frameworks import jax_initialised
 from .seeder import _initial_environ
 
 #: NumPy's dispatch targets above its x86-64 baseline, under the names of NumPy 1.x and 2.x
@@ -52,22 +62,42 @@ PINS: Dict[str, str] = {
 
 FLOOR = "x86-64 with AVX (Intel Sandy Bridge, AMD Bulldozer or later)"
 
+#: JAX's pins: entries of ``XLA_FLAGS``, added after the user's own (see the module docstring)
+XLA_PINS = ("--xla_cpu_max_isa=AVX", "--xla_cpu_experimental_ynn_fusion_type=",
+            "--xla_cpu_enable_platform_dependent_math=false")
+#: the backends the mode covers, and the floor each was measured to hold at (see the docs)
+FLOORS = {"tensorflow": FLOOR, "jax": FLOOR}
+
 #: the modules whose loading reads each pin (a pin set after one of them is too late)
-_READ_BY = {"ONEDNN_MAX_CPU_ISA": ("tensorflow", "torch"), "TF_ENABLE_ONEDNN_OPTS": ("tensorflow",), "OPENBLAS_CORETYPE": ("numpy",),
+_READ_BY = {"ONEDNN_MAX_CPU_ISA": ("tensorflow", "torch", "jax"), "TF_ENABLE_ONEDNN_OPTS": ("tensorflow",), "OPENBLAS_CORETYPE": ("numpy",),
             "NPY_DISABLE_CPU_FEATURES": ("numpy",)}
 #: backends the mode does not make portable, and why (measured; see the docs)
 NOT_COVERED = {
-    "jax": "JAX: XLA's --xla_cpu_max_isa caps only the code XLA generates; matmuls go to YNNPACK, which "
-           "still uses FMA: no setting found that agrees on an AVX-only CPU",
-    "torch": "PyTorch: torch.sqrt (used by Adam) is an approximation whose bits depend on the CPU, not pinned by "
-             "ATEN_CPU_CAPABILITY or MKL_CBWR: no setting found that agrees across CPUs",
+    "torch": "PyTorch: torch.sqrt (Adam uses it) goes through MKL's vector math, whose bits differed between this "
+             "Xeon and an emulated Sandy Bridge with every pin, ATEN_CPU_CAPABILITY=default and MKL_CBWR "
+             "AVX or COMPATIBLE (all else agreed through the first gradient)",
 }
+
+
+def backend_env(backend: Optional[str], environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The variables the mode sets for ``backend`` (``None``: TensorFlow), for a kernelspec's
+    ``env``: ``PINS``, and for JAX ``XLA_FLAGS`` as ``environ`` has it plus ``XLA_PINS``."""
+    env = dict(PINS)
+    if backend == "jax":
+        flags = (environ or {}).get("XLA_FLAGS", "").split()
+        env["XLA_FLAGS"] = " ".join(flags + [pin for pin in XLA_PINS if _flag(pin) not in map(_flag, flags)])
+    return env
+
+
+def _flag(entry: str) -> str:
+    return entry.split("=", 1)[0]
 
 
 @dataclass
 class PortableReport:
     """What the portable mode set, what it found already set, and what came too late."""
 
+    backend: str = "tensorflow"
     set: List[str] = field(default_factory=list)
     already: List[str] = field(default_factory=list)
     too_late: List[Tuple[str, str]] = field(default_factory=list)   # (pin, why)
@@ -80,16 +110,25 @@ class PortableReport:
         return not (self.too_late or self.kept or self.not_covered)
 
     def __str__(self) -> str:
-        lines = [f"portable mode ({FLOOR}): " + ("every pin in force" if self.complete else "INCOMPLETE")]
+        floor = FLOORS.get(self.backend)
+        where = f"{self.backend} backend, " + (f"floor {floor}" if floor else "no floor: not covered")
+        lines = [f"portable mode ({where}): " + ("every pin in force" if self.complete else "INCOMPLETE")]
         if self.set:
             lines.append("set: " + ", ".join(self.set))
         lines += [f"too late: {name}: {why}" for name, why in self.too_late]
-        lines += [f"kept the value already set: {name}={value} (the mode's: {PINS[name]})" for name, value in self.kept]
+        lines += [f"kept the value already set: {name}={value} (the mode's: {_mode_value(name)})"
+                  for name, value in self.kept]
         lines += [f"not portable: {why}" for why in self.not_covered]
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer, cycle):
         printer.text(str(self))
+
+
+def _mode_value(name: str) -> str:
+    if name in PINS:
+        return PINS[name]
+    return next(pin for pin in XLA_PINS if f"XLA_FLAGS {_flag(pin)}" == name).split("=", 1)[1]
 
 
 def apply(environ: Optional[MutableMapping[str, str]] = None, initial: Optional[Mapping[str, str]] = None,
@@ -101,7 +140,7 @@ def apply(environ: Optional[MutableMapping[str, str]] = None, initial: Optional[
     initial = _initial_environ() if initial is None else initial
     loaded = sys.modules if loaded is None else loaded
     machine = (machine or platform.machine()).lower()
-    report = PortableReport()
+    report = PortableReport(backend=environ.get("KERAS_BACKEND", "tensorflow"))
     if machine not in ("x86_64", "amd64"):
         report.not_covered.append(f"this machine is {machine}; the portable mode covers x86-64 only")
         return report
@@ -126,7 +165,30 @@ def apply(environ: Optional[MutableMapping[str, str]] = None, initial: Optional[
         else:
             environ[name] = value
             report.set.append(name)
-    backend = environ.get("KERAS_BACKEND", "tensorflow")
-    if backend in NOT_COVERED:
-        report.not_covered.append(NOT_COVERED[backend])
+    if report.backend == "jax":
+        _apply_xla(environ, loaded, report)
+    if report.backend in NOT_COVERED:
+        report.not_covered.append(NOT_COVERED[report.backend])
     return report
+
+
+def _apply_xla(environ: MutableMapping[str, str], loaded: Mapping[str, object], report: PortableReport) -> None:
+    """Add ``XLA_PINS`` after the user's ``XLA_FLAGS`` while JAX has not created its backend."""
+    flags = environ.get("XLA_FLAGS", "").split()
+    theirs = {_flag(entry): entry for entry in flags}  # the last of a repeated flag is the one XLA keeps
+    added = []
+    for pin in XLA_PINS:
+        name = f"XLA_FLAGS {_flag(pin)}"
+        if theirs.get(_flag(pin), pin) != pin:
+            report.kept.append((name, theirs[_flag(pin)].split("=", 1)[-1]))
+        elif _flag(pin) in theirs:
+            report.already.append(name)
+        elif jax_initialised(loaded):
+            report.too_late.append((name, "JAX already created its backend; set it in the kernelspec "
+                                          "(jupyter-repro install-kernel --portable --backend jax) or before "
+                                          "the first JAX computation"))
+        else:
+            added.append(pin)
+            report.set.append(name)
+    if added:
+        environ["XLA_FLAGS"] = " ".join(flags + added)

@@ -160,7 +160,7 @@ class InstallKernelApp(_Command):
              "sys-prefix": ({"InstallKernelApp": {"sys_prefix": True}}, "Install into sys.prefix."),
              "portable": ({"InstallKernelApp": {"portable": True}},
                           "Pin the math libraries in the kernel's env: the same bits on every x86-64 CPU with AVX "
-                          "(TensorFlow and NumPy; not JAX or PyTorch).")}
+                          "(TensorFlow, JAX with --backend jax, and NumPy; PyTorch is reported not portable).")}
 
     def start(self):
         if self.user + self.sys_prefix + bool(self.prefix) > 1:

@@ -1,7 +1,7 @@
 """Used for docs/reproducing-across-machines.md (run natively and under ``qemu-x86_64 -cpu X``,
 with the settings as environment variables; ``PROBE_DATA``: a folder for the .npy data). One setting, one process: SHA-256 (12 hex) of elementary JAX ops and of a seeded Keras MLP's
 weights at each stage (initial, forward, gradient, one Adam step, after 2 epochs)."""
-import hashlib, json, os, sys, time
+import hashlib, os, sys, time
 t0 = time.time()
 if os.environ.get("PROBE_NO_TF") == "1":
     sys.modules["tensorflow"] = None   # keras then skips its TF helpers: faster import under qemu
@@ -10,7 +10,7 @@ import numpy as np
 import jax, jax.numpy as jnp
 import keras
 
-from probe_data import probe_data
+from probe_data import probe_data, probe_training
 
 X, y, W = probe_data()
 def h(*arrays):
@@ -37,9 +37,4 @@ def loss(tvals, x, t):
     pred, _ = model.stateless_call(tvals, [], x)
     return jnp.mean((pred - t) ** 2)
 out["grad"] = h(*jax.grad(loss)(tv, X[:32], y[:32]))
-model.train_on_batch(X[:32], y[:32])
-out["step1"] = h(*model.get_weights())
-model.fit(X, y, epochs=2, batch_size=32, verbose=0)
-out["final"] = h(*model.get_weights())
-out["total_s"] = round(time.time() - t0, 1)
-print("PROBE " + json.dumps(out))
+probe_training(model, X, y, h, out, t0)

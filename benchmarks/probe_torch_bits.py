@@ -1,13 +1,13 @@
 """Used for docs/reproducing-across-machines.md (natively and under ``qemu-x86_64 -cpu X``;
 ``PROBE_DATA``: a folder for the .npy data; ``PROBE_MKLDNN=0``: mkldnn off). PyTorch: hashes of elementary ops and a seeded Keras MLP (torch backend) at each stage."""
-import hashlib, json, os, sys, time
+import hashlib, os, sys, time
 t0 = time.time()
 sys.modules["tensorflow"] = None
 os.environ["KERAS_BACKEND"] = "torch"
 import numpy as np
 import torch
 import keras
-from probe_data import probe_data
+from probe_data import probe_data, probe_training
 
 X, y, W = probe_data()
 def h(*arrays):
@@ -39,9 +39,4 @@ xb, yb = torch.from_numpy(X[:32]), torch.from_numpy(y[:32])
 loss = torch.mean((model(xb) - yb) ** 2)
 grads = torch.autograd.grad(loss, [v.value for v in model.trainable_variables])
 out["grad"] = h(*grads)
-model.train_on_batch(X[:32], y[:32])
-out["step1"] = h(*model.get_weights())
-model.fit(X, y, epochs=2, batch_size=32, verbose=0)
-out["final"] = h(*model.get_weights())
-out["total_s"] = round(time.time() - t0, 1)
-print("PROBE " + json.dumps(out))
+probe_training(model, X, y, h, out, t0)

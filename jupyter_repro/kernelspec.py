@@ -36,7 +36,6 @@ def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, por
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
             "--ext=jupyter_repro", f"--ReproMagics.seed={seed}"]
     if portable:  # in env: glibc reads its pin when the process starts, NumPy and oneDNN theirs when they load
-
         env.update(backend_env(backend, env))
         argv.append("--ReproMagics.portable=True")
     return {

@@ -26,8 +26,8 @@ from nbclient import NotebookClient
 
 from jupyter_repro.run.check import check_notebook
 from jupyter_repro.run.divergence import Tolerance
-from jupyter_repro.seeding.frameworks import XLA_DETERMINISM
-from jupyter_repro.seeding.portable import NOT_COVERED, backend_env
+from jupyter_repro.kernelspec import kernel_spec
+from jupyter_repro.seeding.portable import NOT_COVERED
 
 from kernel import QUIET_TF, missing
 
@@ -74,9 +74,8 @@ def kernelspec(folder, name, env, cpu=None):
 
 
 def env(backend, portable):
-    """What ``install-kernel --backend B [--portable]`` puts in the env that matters here."""
-    base = {"KERAS_BACKEND": backend, "XLA_FLAGS": XLA_DETERMINISM}
-    return dict(base, **backend_env(backend, base)) if portable else base
+    """The env ``install-kernel --backend B [--portable]`` writes (its argv is the test's own)."""
+    return kernel_spec(42, backend, backend, portable)["env"]
 
 
 @pytest.fixture(scope="module")

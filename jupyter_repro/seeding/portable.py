@@ -84,8 +84,8 @@ def backend_env(backend: Optional[str], environ: Optional[Mapping[str, str]] = N
     ``env``: ``PINS``, and for JAX ``XLA_FLAGS`` as ``environ`` has it plus ``XLA_PINS``."""
     env = dict(PINS)
     if backend == "jax":
-        flags = (environ or {}).get("XLA_FLAGS", "").split()
-        env["XLA_FLAGS"] = " ".join(flags + [pin for pin in XLA_PINS if _flag(pin) not in map(_flag, flags)])
+        env["XLA_FLAGS"] = " ".join((environ or {}).get("XLA_FLAGS", "").split())
+        _apply_xla(env, {}, PortableReport(backend))  # {}: no JAX started in the kernel to be
     return env
 
 

@@ -23,8 +23,9 @@ def layer_config(layer) -> dict:
 
 
 def without_layer_names(config):
-    """``config`` with every layer's name replaced by its position among them: rebuilding
-    a model renames ``dense`` to ``dense_3`` without changing what it computes."""
+    """``config`` with every layer's name replaced by its position among them, and tuples
+    as lists: rebuilding a model renames ``dense`` to ``dense_3``, and ``load_model``
+    gives back ``(None, 8)`` as ``[None, 8]``, without changing what it computes."""
     names = {}
 
     def collect(node):
@@ -41,8 +42,8 @@ def without_layer_names(config):
     def rename(node):
         if isinstance(node, dict):
             return {key: rename(value) for key, value in node.items()}
-        if isinstance(node, (list, tuple)):
-            return type(node)(rename(value) for value in node)
+        if isinstance(node, (list, tuple)):  # a tuple in memory is a list after a .keras round trip
+            return [rename(value) for value in node]
         if isinstance(node, str):
             return names.get(node, node)
         return node

@@ -39,7 +39,10 @@ def _outside_source(graph) -> Optional[str]:
 
 def dataset_graph_bytes(dataset) -> bytes:
     """The dataset's graph, canonical: data constants and shuffle seeds included;
-    per-process counters (function names, metadata ids, resource names) replaced.
+    per-process counters (function names, node and argument names, metadata ids,
+    resource names) replaced: Keras numbers layers per process (``preprocessor_1/Sub``
+    here is ``float_normalized_1_preprocessor_1/Sub`` the next time a FeatureSpace is
+    built), TensorFlow numbers tables (``HashTableFromGraphDef/0/2979…``).
 
     Raises ``Unfingerprintable(consumable=True)`` for a pipeline that reads what its
     graph does not hold (a Python generator, files): those are fingerprinted batch by
@@ -53,6 +56,9 @@ def dataset_graph_bytes(dataset) -> bytes:
         raise Unfingerprintable(f"is a tf.data pipeline that reads outside its graph ({source})",
                                 consumable=True)
     names = _canonical_function_names(graph)
+    _canonical_node_names(graph.node)
+    for function in graph.library.function:
+        _canonical_function_body(function)
     for node in list(graph.node) + [n for f in graph.library.function for n in f.node_def]:
         if "metadata" in node.attr:
             del node.attr["metadata"]
@@ -106,3 +112,46 @@ def _rename_functions(value, names) -> None:
         for function in value.list.func:
             if function.name in names:
                 function.name = names[function.name]
+
+
+def _renamed(reference: str, names: dict) -> str:
+    """``^node``, ``node``, ``node:0`` or ``node:output:0`` with the node's name mapped."""
+    control = reference.startswith("^")
+    name, colon, rest = reference.lstrip("^").partition(":")
+    return ("^" if control else "") + names.get(name, name) + colon + rest
+
+
+def _rename_inputs(nodes, names: dict) -> None:
+    for node in nodes:
+        node.name = names.get(node.name, node.name)
+        node.input[:] = [_renamed(reference, names) for reference in node.input]
+        if "_class" in node.attr:  # colocation: ["loc:@node"]
+            values = node.attr["_class"].list.s
+            values[:] = [b"loc:@" + names.get(v[5:].decode(), v[5:].decode()).encode()
+                         if v.startswith(b"loc:@") else v for v in values]
+
+
+def _canonical_node_names(nodes) -> None:
+    """Each node named by its position (``n0``, ``n1``...), every reference to it with it."""
+    _rename_inputs(nodes, {node.name: f"n{i}" for i, node in enumerate(nodes)})
+
+
+def _canonical_function_body(function) -> None:
+    """A function's arguments, results and nodes named by position, references with them:
+    their names carry the layer names Keras numbers per process."""
+    signature = function.signature
+    names = {arg.name: f"a{i}" for i, arg in enumerate(signature.input_arg)}
+    names.update((node.name, f"n{i}") for i, node in enumerate(function.node_def))
+    for arg in signature.input_arg:
+        arg.name = names[arg.name]
+    _rename_inputs(function.node_def, names)
+    outputs = {arg.name: f"o{i}" for i, arg in enumerate(signature.output_arg)}
+    for arg in signature.output_arg:
+        arg.name = outputs[arg.name]
+    returned = {outputs.get(key, key): _renamed(value, names) for key, value in function.ret.items()}
+    function.ret.clear()
+    function.ret.update(returned)
+    controls = {names.get(key, key): names.get(value, value) for key, value in function.control_ret.items()}
+    function.control_ret.clear()
+    function.control_ret.update(controls)
+    signature.control_output[:] = sorted(names.get(name, name) for name in signature.control_output)

@@ -220,14 +220,14 @@ class CompileRecipe:
         for key in sorted(set(self.compile_kwargs) | set(other.compile_kwargs)):
             before, now = other.compile_kwargs.get(key), self.compile_kwargs.get(key)
             if _describe(before) != _describe(now):
-                found.append(f"{key} {_describe(before)} → {_describe(now)}")
+                found.append(f"{key} {_change(before, now)}")
         if self.optimizer_class is not other.optimizer_class:
             found.append(f"optimizer {other.optimizer_class.__name__} → {self.optimizer_class.__name__}")
             return found
         for key in sorted(set(self.optimizer_config) | set(other.optimizer_config)):
             before, now = other.optimizer_config.get(key), self.optimizer_config.get(key)
             if key != "name" and _describe(before) != _describe(now):
-                found.append(f"{key} {_describe(before)} → {_describe(now)}")
+                found.append(f"{key} {_change(before, now)}")
         return found
 
 
@@ -246,10 +246,18 @@ def _call_differences(now: CompileRecipe, before: CompileRecipe) -> List[str]:
                 continue
             for key in sorted(set(a["config"]) | set(b["config"])):
                 if _describe(a["config"].get(key)) != _describe(b["config"].get(key)):
-                    found.append(f"{name}.{key} {_describe(a['config'].get(key))} → {_describe(b['config'].get(key))}")
+                    found.append(f"{name}.{key} {_change(a['config'].get(key), b['config'].get(key))}")
         elif _describe(a) != _describe(b):
-            found.append(f"{name} {_describe(a)} → {_describe(b)}")
+            found.append(f"{name} {_change(a, b)}")
     return found
+
+
+def _change(before, now) -> str:
+    """``0.001 → 0.002``: floats to 7 digits (a float32 learning rate reads 0.0010000000474974513)
+    unless that would hide the difference."""
+    if isinstance(before, float) and isinstance(now, float) and f"{before:.7g}" != f"{now:.7g}":
+        return f"{before:.7g} → {now:.7g}"
+    return f"{_describe(before)} → {_describe(now)}"
 
 
 def _describe(value) -> str:

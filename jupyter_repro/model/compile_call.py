@@ -163,7 +163,7 @@ def held_optimizers(model) -> Dict[str, Any]:
 
 def _attributes(model) -> Iterator[Tuple[str, Any]]:
     for name, value in sorted(vars(model).items()):
-        if name.startswith("__"):
+        if name.startswith(("__", "_self_")):  # TensorFlow's trackable bookkeeping repeats the attributes
             continue
         yield name, value
         if isinstance(value, (list, tuple)):

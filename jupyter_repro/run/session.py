@@ -53,14 +53,14 @@ class Session:
         #: ``portable.PortableReport`` once the portable mode is asked for (``portable=True``)
         self.portable = self.make_portable() if portable else None
         self.listeners = list(listeners)
-        self.team_store = team_store  # before store: a URL given as the store sets it
-        self.store = store
         #: the trust file (None: repro-trust.json in the working folder or a parent), the ed25519
         #: key file (None: the Jupyter data dir's, or $JUPYTER_REPRO_KEY_FILE), the team store's bound
         self.trust_file, self.key_file, self.team_timeout = trust_file, key_file, team_timeout
         self.team_options = dict(team_options or {})  # fsspec storage options (an endpoint, credentials)
-        self._team_stores: Dict[str, object] = {}  # URL or folder -> TeamStore, kept: one found down stays down
+        self._team_stores: Dict[tuple, object] = {}  # the TeamStores opened, kept: one found down stays down
         self._team = None  # this run's run/sharing.Sharing
+        self.team_store = team_store  # before store: a URL given as the store sets it
+        self.store = store
         self.cache_max_bytes = cache_max_bytes
         #: a snapshot up to this size is also kept in memory; a larger one only in its mapped file
         self.snapshot_memory_max_bytes = snapshot_memory_max_bytes
@@ -107,23 +107,36 @@ class Session:
             self.team_store, value = value, ".repro"
         self._store = value
 
+    @property
+    def team_store(self) -> str:
+        """The team store's URL ("": none)."""
+        return self._team_store
+
+    @team_store.setter
+    def team_store(self, value) -> None:
+        self._team_store = value or ""
+        if self._team_store:  # opened now: a missing package is said at once, and its client warms up meanwhile
+            self._opened(self._team_store, self.team_timeout, self.team_options)
+
+    def _opened(self, where: str, timeout: float, options: dict):
+        from ..store.team import TeamStore
+
+        key = (where, timeout, repr(sorted(options.items())))
+        if key not in self._team_stores:
+            self._team_stores[key] = TeamStore(where, timeout, options)
+        return self._team_stores[key]
+
     def team_sharing(self):
         """The team store as a run sees it (``run/sharing.py``): ``ReproError`` for a
         missing package or a bad trust file, before anything of the run is touched."""
         from ..store import keys, trust
-        from ..store.team import TeamStore
         from . import bits_class, environment
         from .sharing import Sharing
 
-        def opened(where, timeout, options):
-            if where not in self._team_stores:
-                self._team_stores[where] = TeamStore(where, timeout, options)
-            return self._team_stores[where]
-
         identity = keys.Identity(self.key_file)
         trusted = trust.Trust.load(self.trust_file or trust.find("."), own=identity.public)
-        remote = opened(self.team_store, self.team_timeout, self.team_options)
-        mirror = opened(str(Path(self.store).resolve() / "team"), 60.0, {})
+        remote = self._opened(self.team_store, self.team_timeout, self.team_options)
+        mirror = self._opened(str(Path(self.store).resolve() / "team"), 60.0, {})
         return Sharing(remote, mirror, identity, trusted, bits_class.facts(environment.collect(), self._floor()))
 
     def _floor(self) -> str:

@@ -74,26 +74,34 @@ class Identity:
         try:
             raw = self.key_file.read_bytes()
         except FileNotFoundError:
-            self.key_file.parent.mkdir(parents=True, exist_ok=True)
-            try:  # O_EXCL: two kernels starting at once agree on one key
-                descriptor = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o600)
-            except FileExistsError:
-                return self._read_or_create()
-            raw = os.urandom(32)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(raw)
-                handle.flush()
-                os.fsync(handle.fileno())
-            return raw
-        raw = raw.strip()
+            return self._create()
         if len(raw) != 32:  # a key exported as text (a CI secret): base64 of the 32 bytes
             try:
-                raw = base64.b64decode(raw, validate=True)
+                raw = base64.b64decode(raw.strip(), validate=True)
             except ValueError:
                 raw = b""
         if len(raw) != 32:
             raise ReproError(f"key file {self.key_file} does not hold an ed25519 key (32 bytes, or their base64 "
                              "as `jupyter-repro key export` writes it); delete it to make a new one")
+        return raw
+
+    def _create(self) -> bytes:
+        """A new key, written whole (a temporary file, then linked: ``link`` fails if another
+        kernel made one first, as ``O_EXCL`` does, and no reader sees half a key)."""
+        self.key_file.parent.mkdir(parents=True, exist_ok=True)
+        raw = os.urandom(32)
+        temporary = self.key_file.with_name(f".{self.key_file.name}.{os.getpid()}.{os.urandom(4).hex()}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(raw)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(temporary, self.key_file)
+        except FileExistsError:  # two kernels starting at once agree on the first one's key
+            return self._read_or_create()
+        finally:
+            os.unlink(temporary)
         return raw
 
     @property

@@ -49,6 +49,18 @@ def is_url(value) -> bool:
     return isinstance(value, str) and "://" in value
 
 
+def check(url: str) -> None:
+    """Refuse, in one line, a team store address that cannot be used here: not a URL, or
+    its packages (fsspec, the backend, cryptography) not installed. Nothing is contacted."""
+    from .keys import require_cryptography
+
+    if not is_url(url):
+        raise ReproError(f"team store {str(url)[:80]!r} is not a URL: give s3://bucket/prefix, gs://…, or "
+                         "file:///path/on/a/shared/drive")
+    _filesystem(url, 2.0, {})
+    require_cryptography()
+
+
 def digest_of(data) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -61,6 +73,19 @@ class TeamStore:
         self.fs, self.root = _filesystem(self.url, self.timeout, options or {})
         self.down: Optional[str] = None
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="repro-team-store")
+        self._pool.submit(self._warm)  # an S3 client loads its service model (~0.5 s): not in a fit's time
+
+    def _warm(self) -> None:
+        """Make the backend's client now, in the background (an async fsspec backend's session)."""
+        set_session = getattr(self.fs, "set_session", None)
+        if set_session is not None and getattr(self.fs, "loop", None) is not None:
+            from fsspec.asyn import sync
+
+            try:
+                sync(self.fs.loop, set_session)
+            except Exception as error:  # no credentials, a bad endpoint: said by the first real call
+                if not isinstance(error, OSError) and not _from_backend(error):
+                    raise
 
     def __repr__(self) -> str:
         return f"TeamStore({self.url!r})"
@@ -76,7 +101,9 @@ class TeamStore:
             self.down = f"{self.url} did not answer within {self.timeout + seconds:.1f} s"
         except (FileNotFoundError, FileExistsError, PermissionError):
             raise
-        except OSError as error:  # refused, unknown host, no credentials: down for this session
+        except Exception as error:  # refused, unknown host, no credentials: down for this session
+            if not isinstance(error, OSError) and not _from_backend(error):
+                raise  # a mistake of ours, not the store's
             self.down = f"{self.url} cannot be reached ({_first_line(error)})"
         raise StoreDown(self.down)
 
@@ -138,6 +165,16 @@ class TeamStore:
         self.fs.pipe_file(path, data, mode="create")
 
 
+#: packages whose own exceptions mean "the store did not answer" (botocore's EndpointConnectionError
+#: is not an OSError, nor are google-auth's or azure's)
+_BACKENDS = ("botocore", "aiobotocore", "aiohttp", "urllib3", "requests", "google", "gcsfs", "azure", "adlfs",
+             "paramiko", "sshfs", "asyncssh", "s3fs", "fsspec")
+
+
+def _from_backend(error: BaseException) -> bool:
+    return any(cls.__module__.split(".")[0] in _BACKENDS for cls in type(error).__mro__)
+
+
 def _is_local(fs) -> bool:
     return "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
 
@@ -167,16 +204,20 @@ def _filesystem(url: str, timeout: float, options: dict):
         import fsspec.core
     except ImportError as error:
         raise ReproError(f"a team store at {url} needs fsspec: pip install 'jupyter-repro[{extra}]'") from error
-    if protocol in ("s3", "s3a"):  # bounded: one retry, no minute-long connect
-        config = {"connect_timeout": timeout, "read_timeout": max(timeout, 60), "retries": {"max_attempts": 2}}
-        options = dict(options, config_kwargs={**config, **options.get("config_kwargs", {})})
+    if protocol in ("s3", "s3a"):  # bounded: one retry, no minute-long connect; an instance of our own
+        config = {"connect_timeout": timeout, "read_timeout": max(timeout, 60), "retries": {"max_attempts": 1}}
+        options = dict(options, config_kwargs={**config, **options.get("config_kwargs", {})},
+                       skip_instance_cache=True)
     try:
-        return fsspec.core.url_to_fs(url, **options)
+        fs, root = fsspec.core.url_to_fs(url, **options)
     except ImportError as error:
         raise ReproError(f"a team store at {url} needs {protocol}'s fsspec backend: "
                          f"pip install 'jupyter-repro[{extra}]'") from error
     except (ValueError, TypeError) as error:
         raise ReproError(f"team store {url!r} is not a URL fsspec can open ({_first_line(error)})") from error
+    if protocol in ("s3", "s3a"):
+        fs.retries = 1  # s3fs retries a refused connection 5 times, backing off, by default
+    return fs, root
 
 
 def _first_line(error) -> str:

@@ -75,7 +75,7 @@ def s3():
     server.stop()
 
 
-@pytest.fixture(params=["folder", "s3"])
+@pytest.fixture(params=["folder", pytest.param("s3", marks=pytest.mark.s3)])
 def team(request, tmp_path):
     """(URL, fsspec options) of an empty team store: a shared folder, or a bucket on the S3 server."""
     if request.param == "folder":
@@ -225,6 +225,7 @@ def test_eight_writers_of_one_key_at_once_leave_one_whole_record_each(team, tmp_
     assert store.get_blob(blob.rsplit("/", 1)[-1]) == bytes(range(256)) * 4096
 
 
+@pytest.mark.s3
 @pytest.mark.parametrize("how", ["unreachable", "read-only"])
 def test_a_store_lost_mid_run_keeps_the_result_locally_and_says_what_was_not_shared(how, tmp_path, monkeypatch):
     from jupyter_repro.run.sharing import Sharing
@@ -253,7 +254,7 @@ def test_a_store_lost_mid_run_keeps_the_result_locally_and_says_what_was_not_sha
             server.stop()
     (line,) = [n for n in report.notes if "team store" in n and "not shared" in n]
     assert line.startswith("⚠ team store: the result is kept in .repro/ but was not shared (")
-    assert ("cannot be reached" in line or "did not answer" in line) if how == "unreachable" else "refused the write" in line
+    assert ("cannot be reached" in line or "did not answer" in line) if how == "unreachable" else "the store refused: " in line
     assert report.run == 1 and took < 30
     monkeypatch.setattr(Sharing, "find", find)
     started = time.perf_counter()
@@ -266,6 +267,7 @@ def _refused(self, path, data):
     raise PermissionError(13, "Access Denied", path)
 
 
+@pytest.mark.s3
 def test_an_unreachable_store_costs_a_bounded_moment_and_the_fit_trains(tmp_path):
     import socket
 
@@ -353,3 +355,51 @@ def test_cli_key_show_export_and_trust(tmp_path, capsys, monkeypatch):
             main(bad)
         assert exit.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
     assert json.loads(trust.read_text()) == {"trusted": {"ci": public}}    # refused: nothing changed
+
+
+def test_mlflow_tags_and_check_name_who_computed_a_replay(tmp_path, monkeypatch):
+    from jupyter_repro.run.check import _replays
+
+    team = (folder_url(tmp_path / "drive"), {})
+    ci, laptop = Person(tmp_path, "ci", team), Person(tmp_path, "laptop", team)
+    laptop.trust(ci=ci)
+    ci.fit(2)
+    report = laptop.fit(2)
+    assert report.verdict.summary == "replayed, computed by ci"
+    record = laptop.session.ledger.records()[-1]
+    assert _replays([[{"result": "x"}], [record]]) == [
+        f"kernel 2: fit 1 replayed — computed by ci on {record['computed_by']['time'][:10]} (native)"]
+    assert _replays([[{"result": "x"}]]) == []
+    pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'jupyter-repro[mlflow]')")
+    from jupyter_repro.tracking import MlflowTracker
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # as tests/test_tracking.py
+    monkeypatch.chdir(tmp_path)
+    tags = MlflowTracker()._tags(report)
+    assert tags["repro.computed_by"] == "ci" and tags["repro.verdict"] == "replayed, computed by ci"
+    assert "repro.computed_by" not in MlflowTracker()._tags(ci.fit(2))   # ci's own: replayed from its own cache
+
+
+def test_a_damaged_local_copy_is_fetched_again_and_replaced(tmp_path):
+    team = (folder_url(tmp_path / "drive"), {})
+    alice, bob = Person(tmp_path, "alice", team), Person(tmp_path, "bob", team)
+    bob.trust(alice=alice)
+    shared = alice.fit(2)
+    assert bob.fit(2).verdict.status == "cached"
+    (copy,) = [p for p in (bob.installation.folder / ".repro" / "team" / "blobs").rglob("*") if p.is_file()]
+    data = bytearray(copy.read_bytes())
+    data[-1] ^= 1
+    copy.write_bytes(bytes(data))
+    again = bob.fit(2)
+    assert again.verdict.status == "cached" and "computed by alice" in str(again.verdict)
+    assert again.fingerprint == shared.fingerprint and copy.read_bytes() != bytes(data)
+
+
+def test_a_store_this_installation_may_not_read_trains_and_says_so(tmp_path, monkeypatch):
+    from jupyter_repro.store.team import TeamStore
+
+    person = Person(tmp_path, "alice", (folder_url(tmp_path / "drive"), {}))
+    monkeypatch.setattr(TeamStore, "_records", lambda self, folder: _refused(self, folder, b""))
+    report = person.fit(2)
+    assert report.verdict.status == "first" and report.run == 1
+    assert any("team store not read: the store refused: [Errno 13] Access Denied" in n for n in report.notes), report.notes

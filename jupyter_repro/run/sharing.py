@@ -82,8 +82,8 @@ class Sharing:
         for store in (self.mirror, self.remote):
             try:
                 seen.update((name, data) for name, data in store.records(key) if name not in seen)
-            except StoreDown as error:
-                refused.append(("unreadable", f"team store not read: {error}"))
+            except OSError as error:  # down, or no right to read it
+                refused.append(("unreadable", f"team store not read: {_why(error)}"))
         candidates = []
         for name, data in sorted(seen.items()):
             kind, outcome = self._judge(data, key)
@@ -101,8 +101,10 @@ class Sharing:
             return "unreadable", "a record in the team store is not JSON (damaged)"
         if not isinstance(record, dict) or "signature" not in record:
             return "unsigned", "the team store's record is not signed"
-        if not keys.verifies(record) or record.get("format") != FORMAT or record.get("input_key") != key:
+        if not keys.verifies(record) or record.get("input_key") != key:
             return "tampered", "the team store's record was tampered with (its signature does not verify)"
+        if record.get("format") != FORMAT or _state_blob(record) is None or not isinstance(record.get("result"), str):
+            return "unreadable", f"a signed record in the team store is not in the format this version reads ({FORMAT})"
         signer, name = record["signer"], self.trust.name_of(record["signer"])
         if name is None:
             return "untrusted", (f"the team store's result was signed by a key not in the trust file "
@@ -115,13 +117,15 @@ class Sharing:
 
     def _blob(self, record: dict, refused: List[Tuple[str, str]]) -> Optional[Path]:
         """The record's state, verified, in the local copy (fetched from the team store if need be)."""
-        (blob,) = [b for b in record.get("blobs", []) if b.get("role") == "state"] or [{}]
-        digest, size = str(blob.get("digest", "")), int(blob.get("size", 0) or 0)
+        digest, size = _state_blob(record)
+        local = Path(self.mirror.fs._strip_protocol(self.mirror.blob_path(digest)))
         try:
             try:
                 self.mirror.get_blob(digest, size)
-            except (FileNotFoundError, CorruptBlob):
+            except (FileNotFoundError, CorruptBlob) as missing:
                 data = self.remote.get_blob(digest, size)
+                if isinstance(missing, CorruptBlob):  # our own copy, damaged: replaced by the verified one
+                    local.unlink()
                 self.mirror.put_blob(data)
         except FileNotFoundError:
             refused.append(("incomplete", f"the record by {self.trust.name_of(record['signer'])} is incomplete: "
@@ -130,10 +134,10 @@ class Sharing:
         except CorruptBlob as error:
             refused.append(("tampered", f"the team store's state was tampered with: {error}"))
             return None
-        except StoreDown as error:
-            refused.append(("unreadable", f"team store not read: {error}"))
+        except OSError as error:  # down, no right to read it, or the local copy cannot be written
+            refused.append(("unreadable", f"team store not read: {_why(error)}"))
             return None
-        return Path(self.mirror.fs._strip_protocol(self.mirror.blob_path(digest)))
+        return local
 
     def _keep(self, record: dict) -> None:
         """The replayed record in the local copy too, beside its blob: it replays offline."""
@@ -175,6 +179,18 @@ class Sharing:
         return f"team store: shared with {self.remote.url}, signed by this installation"
 
 
+def _state_blob(record: dict) -> Optional[Tuple[str, int]]:
+    """(digest, size) of the record's one state blob, or None if it does not name exactly one."""
+    blobs = record.get("blobs")
+    states = [b for b in blobs if isinstance(b, dict) and b.get("role") == "state"] if isinstance(blobs, list) else []
+    if len(states) != 1:
+        return None
+    digest, size = states[0].get("digest"), states[0].get("size")
+    if not (isinstance(digest, str) and len(digest) == 64 and isinstance(size, int) and size >= 0):
+        return None
+    return digest, size
+
+
 def _pick(refused: List[Tuple[str, str]]) -> Optional[str]:
     """The most telling reason of those given, with how many other records were refused."""
     if not refused:
@@ -188,5 +204,5 @@ def _why(error: OSError) -> str:
     if isinstance(error, StoreDown):
         return str(error)
     if isinstance(error, PermissionError):
-        return f"the store refused the write: {error}"
+        return f"the store refused: {error}"
     return f"{type(error).__name__}: {error}"

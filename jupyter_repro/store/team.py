@@ -204,8 +204,9 @@ def _filesystem(url: str, timeout: float, options: dict):
         import fsspec.core
     except ImportError as error:
         raise ReproError(f"a team store at {url} needs fsspec: pip install 'jupyter-repro[{extra}]'") from error
-    if protocol in ("s3", "s3a"):  # bounded: one retry, no minute-long connect; an instance of our own
-        config = {"connect_timeout": timeout, "read_timeout": max(timeout, 60), "retries": {"max_attempts": 1}}
+    if protocol in ("s3", "s3a"):  # bounded: s3fs's one retry only (botocore's legacy retries slept 0.6 s
+        # on a refused connection), no minute-long connect; an instance of our own
+        config = {"connect_timeout": timeout, "read_timeout": max(timeout, 60), "retries": {"total_max_attempts": 1}}
         options = dict(options, config_kwargs={**config, **options.get("config_kwargs", {})},
                        skip_instance_cache=True)
     try:
@@ -216,7 +217,7 @@ def _filesystem(url: str, timeout: float, options: dict):
     except (ValueError, TypeError) as error:
         raise ReproError(f"team store {url!r} is not a URL fsspec can open ({_first_line(error)})") from error
     if protocol in ("s3", "s3a"):
-        fs.retries = 1  # s3fs retries a refused connection 5 times, backing off, by default
+        fs.retries = 2  # s3fs tries a refused connection 5 times, backing off up to 1 s, by default
     return fs, root
 
 

@@ -66,3 +66,44 @@ def test_ci_fits_a_laptop_trusting_ci_replays_it_bit_identical_and_untrusted_tra
         assert replayed != by_ci[3]                           # the twin: another fit's bits do differ
         history = kernel.run("%repro_history")
         assert "computed by" in history and "ci" in history.splitlines()[-1]
+
+
+def test_check_with_a_team_store_shares_cis_fits_and_a_trusting_check_replays_them(tmp_path):
+    """``jupyter-repro check --team-store``: CI's run shares what its first kernel fits (its second
+    kernel replays it, as this installation's); a check under another key that trusts ci replays
+    ci's fits in both kernels, and the table names who computed them."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    cells = ["%load_ext jupyter_repro\n%repro_seed 5",
+             "import numpy as np, keras\nmodel = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), "
+             "keras.layers.Dense(1)])\nmodel.compile(keras.optimizers.Adam(0.01), 'mse')",
+             "%repro_snapshot model", "X = np.random.normal(size=(64, 3)).astype('float32')\ny = X.sum(1)",
+             "%%repro_fit model --cache\nhistory = model.fit(X, y, epochs=2, batch_size=16, verbose=0)"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, folder / "fit.ipynb")
+    team = f"file://{tmp_path / 'shared-drive' / 'repro'}"
+
+    def check(key):
+        env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+        env.update(JUPYTER_REPRO_KEY_FILE=str(tmp_path / key), TF_CPP_MIN_LOG_LEVEL="3")
+        return subprocess.run([sys.executable, "-m", "jupyter_repro.cli", "check", str(folder / "fit.ipynb"),
+                               "--against", "kernels", "--team-store", team],
+                              capture_output=True, text=True, timeout=900, env=env)
+
+    by_ci = check("ci.key")
+    assert by_ci.returncode == 0, by_ci.stdout + by_ci.stderr
+    assert "kernel 2: fit 1 replayed — computed by this installation on " in by_ci.stdout, by_ci.stdout
+    assert "kernel 1: fit 1 replayed" not in by_ci.stdout
+    from jupyter_repro.store.keys import Identity
+
+    (folder / "repro-trust.json").write_text(json.dumps({"trusted": {"ci": Identity(tmp_path / "ci.key").public}}))
+    laptop = check("laptop.key")
+    assert laptop.returncode == 0, laptop.stdout + laptop.stderr
+    for number in (1, 2):
+        assert f"kernel {number}: fit 1 replayed — computed by ci on " in laptop.stdout, laptop.stdout

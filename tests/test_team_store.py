@@ -403,3 +403,17 @@ def test_a_store_this_installation_may_not_read_trains_and_says_so(tmp_path, mon
     report = person.fit(2)
     assert report.verdict.status == "first" and report.run == 1
     assert any("team store not read: the store refused: [Errno 13] Access Denied" in n for n in report.notes), report.notes
+
+
+def test_a_backend_without_create_only_writes_is_read_but_never_written(tmp_path, monkeypatch):
+    """No overwriting write in its place: the result stays local, and the line says why."""
+    from jupyter_repro.store import team as team_module
+
+    monkeypatch.setattr(team_module, "_is_local", lambda fs: False)   # the folder as a backend with no mode="create"
+    monkeypatch.setattr("fsspec.implementations.local.LocalFileSystem.pipe_file",
+                        lambda self, path, value, **kwargs: (_ for _ in ()).throw(TypeError("unexpected mode")))
+    person = Person(tmp_path, "alice", (folder_url(tmp_path / "drive"), {}))
+    report = person.fit(2)
+    assert report.verdict.status == "first"
+    assert any("has no create-only write (fsspec's mode='create'), so nothing is shared" in n for n in report.notes)
+    assert files_under(folder_url(tmp_path / "drive"), {}, "blobs") == []

@@ -162,7 +162,11 @@ class TeamStore:
         """Write ``path`` only if nothing is there (``FileExistsError`` otherwise), whole or not at all."""
         if _is_local(self.fs):
             return _create_local(self.fs._strip_protocol(path), data)
-        self.fs.pipe_file(path, data, mode="create")
+        try:
+            self.fs.pipe_file(path, data, mode="create")
+        except (TypeError, NotImplementedError) as error:  # never a write that could replace another's
+            raise PermissionError(f"{type(self.fs).__name__} has no create-only write (fsspec's mode='create'), "
+                                  "so nothing is shared through it; results are still read from it") from error
 
 
 #: packages whose own exceptions mean "the store did not answer" (botocore's EndpointConnectionError

@@ -331,7 +331,7 @@ class Session:
         """What ``model`` is compiled with now, and by whom: a later ``compile`` by the
         user replaces these objects, which is how ``recipe_for`` tells."""
         refs = tuple(_weak(o) for o in _compiled_with(model))
-        self._compiled[id(model)] = refs + (recipe,)
+        self._compiled[id(model)] = (refs, _held_ids(model), recipe)
 
     def recipe_for(self, model, snapshot):
         """The compile settings a fit uses: the model's as they are now (a ``compile`` after
@@ -341,8 +341,9 @@ class Session:
 
         known = self._compiled.get(id(model))
         current = _compiled_with(model)
-        if known is not None and all(ref() is obj for ref, obj in zip(known[:4], current)):
-            recipe = known[4]
+        if known is not None and all(ref() is obj for ref, obj in zip(known[0], current)) \
+                and known[1] == _held_ids(model):
+            recipe = known[2]
         else:
             recipe = CompileRecipe.of(model)
         return recipe, recipe.differences(snapshot.recipe)
@@ -407,6 +408,9 @@ class Session:
                     yield report
             self._fingerprint(model, report, calls, files)
             _missed(snapshot, model)
+            if calls.replayed and recipe.held:
+                report.notes.append(f"replayed: the model's variables; {', '.join(recipe.held)} start anew at the next "
+                                    "fit as always, and are new now (their steps and moments are not stored)")
             if ledger is not None:  # read after the fit: nothing extra is held while it trains
                 self._record(report, ledger, calls, replayer, model)
         except BaseException as error:  # the listeners hear of it, then it goes on as it was
@@ -703,6 +707,14 @@ def _compiled_with(model) -> tuple:
     from ..model.compile_call import WATCH
 
     return model, model.optimizer, getattr(model, "_compile_config", None), WATCH.recorded(model)
+
+
+def _held_ids(model) -> frozenset:
+    """The optimizers ``model`` holds, by ``id``: one added or replaced since the last
+    compile the session saw is a compile setting changed (``recipe_for``)."""
+    from ..model.compile_call import held_ids
+
+    return held_ids(model)
 
 
 def _weak(obj):

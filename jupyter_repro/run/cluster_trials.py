@@ -92,7 +92,7 @@ class ClusterTrials:
         self.progress(f"{len(seeds)} trials on {len(client.scheduler_info().get('workers', {}))} workers "
                       f"({len(large)} values scattered once to each)")
         try:
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=client.loop):
                 if future.status == "error":
                     failed += 1
                     error = future.exception()

@@ -183,6 +183,24 @@ def test_notebook_defined_layer_and_train_step_run_on_the_workers(kernel):
     assert kernel.value("custom_here.equals(custom_there) and state_hash(custom) == custom_hash")
 
 
+def test_cache_stores_cluster_trials_and_revisits_replay_them(kernel):
+    """``--cache`` on the cluster stores each trial's state in the notebook's store: a revisit
+    in the kernel replays them without training, and so does a revisit on the cluster."""
+    kernel.run("EPOCHS = 3")
+    trained = trials(kernel, "--trials 2 --metric rmse --cache --on $ADDRESS", name="stored")
+    assert "replayed here" not in trained
+    kernel.run("stored_hash = state_hash(model)")
+    assert [line["verdict"] for line in kernel.value("ledger()")[-2:]] == ["first", "first"]
+    trials(kernel, "--trials 2 --metric rmse --cache", name="replayed_here")
+    assert [line["verdict"] for line in kernel.value("ledger()")[-2:]] == ["cached", "cached"]
+    assert kernel.value("replayed_here.equals(stored) and results(replayed_here) == results(stored)")
+    again = trials(kernel, "--trials 2 --metric rmse --cache --on $ADDRESS", name="replayed_there")
+    assert again.count("a stored result has these inputs; replayed here") == 2
+    assert kernel.value("replayed_there.equals(stored) and results(replayed_there) == results(stored)")
+    assert kernel.value("state_hash(model) == stored_hash")
+    kernel.run("EPOCHS = 2")
+
+
 @pytest.mark.parametrize("setup, name, message", [
     ("handle = open(__file__ if '__file__' in dir() else 'x.txt', 'w')", "handle", "notebook value handle"),
     ("stream = (i for i in range(3))", "stream", "notebook value stream is a generator"),

@@ -33,8 +33,10 @@ class ClusterTrials:
         self.session, self.client, self.progress = session, connect(where), progress
 
     def run(self, model, seeds: Sequence[int], metric_names: Sequence[str], snapshot, source: str,
-            namespace: dict, hidden=(), cache: bool = False, label=None):
-        """The trials of ``seeds``; the model then holds the session seed's result."""
+            namespace: dict, hidden=(), cache: bool = False, label=None, body=None, metrics=dict):
+        """The trials of ``seeds``; the model then holds the session seed's result. Under
+        ``cache``, a trial whose inputs have a stored result is replayed here (``body``, the
+        cell, and ``metrics()``, its values, as in-kernel trials take them), not trained."""
         from .shipment import pack
         from .trials import trials_frame
 
@@ -45,14 +47,16 @@ class ClusterTrials:
         shipment, large = pack(model, snapshot, recipe, source, namespace, hidden, metric_names,
                                session.seeder.deterministic)
         shipment.return_state = list(seeds) if cache else [s for s in seeds if s == seed0]
+        shipment.cached = _stored_keys(session) if cache else set()
         check_workers(self.client, shipment.versions, shipment.modules)
         states = self._states(model, snapshot, seeds, seed0)
-        here = _arithmetic()
-        rows, runs = {}, {}
         session._tell("trials_started", list(seeds))
         try:
-            for result in self._results(shipment, large, seeds, states):
-                rows[result["seed"]], runs[result["seed"]] = self._finished(model, snapshot, result, here, cache)
+            rows, runs, replays = self._collect(model, snapshot, shipment, large, seeds, states, cache)
+            for seed in sorted(replays, key=lambda s: s == seed0):  # the session seed's last: the model keeps it
+                state = None if seed == seed0 else states[seed][0]
+                rows[seed], runs[seed] = self._replay(model, body, metrics, seed, state, snapshot=snapshot,
+                                                      source=source, namespace=namespace, hidden=hidden, label=label)
         except BaseException as error:
             session._tell("trials_finished", None, error)
             raise
@@ -64,6 +68,32 @@ class ClusterTrials:
                           "notebook's (see each row above): their bits can differ for that reason alone")
         session._tell("trials_finished", frame, None)
         return frame
+
+    def _collect(self, model, snapshot, shipment, large, seeds, states, cache):
+        """Rows and runs of the trials the cluster trained; the seeds it left to replay here."""
+        here, seed0 = _arithmetic(), self.session.seeder.seed
+        rows, runs, replays, held = {}, {}, [], None
+        for result in self._results(shipment, large, seeds, states):
+            seed = result["seed"]
+            if result.get("replay"):
+                replays.append(seed)
+                self.progress(f"trial seed {seed}: a stored result has these inputs; replayed here")
+                continue
+            rows[seed], runs[seed] = self._finished(snapshot, result, here, cache)
+            if seed == seed0:
+                held = result["state"]
+        if held is not None and seed0 not in replays:
+            self._hold(model, held)
+        return rows, runs, replays
+
+    def _replay(self, model, body, metrics, seed, state, **options):
+        """A trial with a stored result, replayed in the kernel as an in-kernel trial would be."""
+        from .trials import trial_row
+
+        report = self.session.fit(model, body, seed=seed, state=state, cache=True, **options)
+        row = trial_row(seed, report.metrics, metrics())
+        return row, {"result": report.fingerprint, "where": "kernel (replayed from the store)", "arithmetic": "",
+                     "seconds": report.seconds, "run": report.run}
 
     def _states(self, model, snapshot, seeds, seed0) -> Dict[int, tuple]:
         """Each seed's initial state and its fingerprint, as the in-kernel trial starts from."""
@@ -108,15 +138,14 @@ class ClusterTrials:
         finally:
             client.cancel([shipped, *data.values()])
 
-    def _finished(self, model, snapshot, result, here, cache):
+    def _finished(self, snapshot, result, here, cache):
         """Record one finished trial; its table row and its run (result, where, arithmetic)."""
+        from .remote_record import record_remote
         from .trials import trial_row
 
         report = self._report(snapshot, result)
         differs = arithmetic_differs(here, result["facts"])
-        self._record(model, report, result, cache)
-        if result.get("state") is not None and result["seed"] == self.session.seeder.seed:
-            self._hold(model, result["state"])
+        record_remote(self.session, report, result, cache)
         row = trial_row(result["seed"], report.metrics, result["user"])
         where = result["worker"]
         self.progress(f"trial seed {result['seed']} on {where}: "
@@ -138,17 +167,18 @@ class ClusterTrials:
         report.seconds, report.success = result["seconds"], True
         return report
 
-    def _record(self, model, report, result, cache) -> None:
-        """The ledger line, with the worker's environment; under ``--cache``, the state stored."""
-        from .remote_record import record_remote
-
-        record_remote(self.session, report, result, cache)
-
     def _hold(self, model, state) -> None:
         from ..model.snapshot import assign_variables
 
         assign_variables(model, state)
         self.session._remember_left(model)
+
+
+def _stored_keys(session) -> set:
+    """The input keys of this installation's runs whose result the store holds."""
+    ledger = session.ledger
+    records = ledger.records() if ledger is not None else []
+    return {r["input_key"] for r in records if r.get("state") and not r.get("opaque") and session.signer.verifies(r)}
 
 
 def _arithmetic() -> Dict[str, str]:

@@ -49,6 +49,7 @@ class Shipment:
     versions: Dict[str, str] = field(default_factory=dict)   # what must be equal on the worker
     modules: List[str] = field(default_factory=list)         # what the worker must import
     return_state: List[int] = field(default_factory=list)    # seeds whose final state comes back
+    cached: set = field(default_factory=set)                 # input keys the notebook's store has a result for
 
 
 def run_trial(shipment: Shipment, large: Dict[str, object], seed: int, state: list,
@@ -66,8 +67,11 @@ def run_trial(shipment: Shipment, large: Dict[str, object], seed: int, state: li
     model, session, snapshot = _fresh(shipment, state, state_fingerprint)
     namespace = _namespace(shipment, large, model)
     code = compile(shipment.source, f"<repro_fit cell, seed {seed}>", "exec")
-    report = session.fit(model, lambda: exec(code, namespace), source=shipment.source, namespace=namespace,
-                         snapshot=snapshot, seed=seed, state=state, label=shipment.variable, cache=True)
+    try:
+        report = session.fit(model, lambda: exec(code, namespace), source=shipment.source, namespace=namespace,
+                             snapshot=snapshot, seed=seed, state=state, label=shipment.variable, cache=True)
+    except _Stored:  # the notebook replays it from its store: nothing to train here
+        return {"seed": seed, "replay": True, "worker": where()}
     result = {"seed": seed, "fingerprint": report.fingerprint, "metrics": report.metrics,
               "history": report.history, "epochs": report.epochs, "sketch": report.sketch,
               "parts": dict(report.inputs.parts), "opaque": dict(report.inputs.opaque),
@@ -99,8 +103,8 @@ class _Judge:
     """Stands where the kernel's ``cache.Replayer`` stands: never replays (a worker has no
     store), only says whether the kernel's trial could have stored this fit's result."""
 
-    def __init__(self, inputs):
-        self.inputs, self.calls, self.refused = inputs, 0, "no fit call"
+    def __init__(self, inputs, cached=frozenset()):
+        self.inputs, self.calls, self.refused, self.cached = inputs, 0, "no fit call", cached
         self.note = None
 
     def __call__(self, arguments: dict, observable):
@@ -113,14 +117,20 @@ class _Judge:
             self.refused = self.inputs.reason
         else:
             self.refused = refusal(arguments.get("callbacks"))
+        if self.calls == 1 and self.refused is None and self.inputs.key in self.cached:
+            raise _Stored(self.inputs.key)
         return None
+
+
+class _Stored(Exception):
+    """The first fit call's inputs have a result in the notebook's store."""
 
 
 class _WorkerSession:
     """A ``Session`` that records nothing (the notebook records) and judges the cache."""
 
     @staticmethod
-    def make(seeder):
+    def make(seeder, cached=frozenset()):
         from .session import Session
 
         class WorkerSession(Session):
@@ -130,7 +140,7 @@ class _WorkerSession:
                 return super()._checked(model, snapshot, seed, False, False, label)
 
             def _replayer(self, ledger, inputs, model, verify):
-                self.judge = _Judge(inputs)
+                self.judge = _Judge(inputs, cached)
                 return self.judge
 
         return WorkerSession(seeder=seeder, store=None)
@@ -158,7 +168,7 @@ def _fresh(shipment: Shipment, state, state_fingerprint):
     if shipment.kept:
         current = [v.numpy() for v in model.variables]
         assign_variables(model, [shipment.kept.get(i, value) for i, value in enumerate(current)])
-    session = _WorkerSession.make(Seeder())
+    session = _WorkerSession.make(Seeder(), frozenset(shipment.cached))
     session.seeder.reseed_cells = False
     session.seeder.seed_everything(_session_seed(state), shipment.deterministic)
     snapshot = Snapshot.capture(model, shipment.snapshot, digests=True)

@@ -496,7 +496,8 @@ class Session:
         require_metrics(metric_names, fit_options.get("source"), fit_options.get("namespace"))
         snapshot = fit_options.pop("snapshot", None) or self.snapshot_for(fit_options.get("label"))
         if client is not None:
-            return self._cluster_trials(model, seeds, metric_names, snapshot, progress, client, fit_options)
+            return self._cluster_trials(model, body, metrics, seeds, metric_names, snapshot, progress, client,
+                                        fit_options)
         session_seed = self.seeder.seed
         rows, session_state, runs = [], None, {}
         self._tell("trials_started", list(seeds))
@@ -523,7 +524,7 @@ class Session:
         self._tell("trials_finished", frame, None)
         return frame
 
-    def _cluster_trials(self, model, seeds, metric_names, snapshot, progress, client, options):
+    def _cluster_trials(self, model, body, metrics, seeds, metric_names, snapshot, progress, client, options):
         """``trials`` on a Dask cluster (``run/cluster_trials.py``); refuses what it cannot run."""
         from .cluster_trials import ClusterTrials
 
@@ -533,7 +534,8 @@ class Session:
         self._checked(model, snapshot, seeds[0], options.get("cache", False), False, options.get("label"))
         return ClusterTrials(self, client, progress).run(
             model, seeds, metric_names, snapshot, options.get("source"), options.get("namespace"),
-            options.get("hidden", ()), cache=options.get("cache", False), label=options.get("label"))
+            options.get("hidden", ()), cache=options.get("cache", False), label=options.get("label"),
+            body=body, metrics=metrics)
 
 
 @contextlib.contextmanager

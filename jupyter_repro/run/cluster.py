@@ -24,6 +24,7 @@ from .remote_trial import WorkerMismatch
 #: how long a cluster address may take to answer before it counts as unreachable
 CONNECT_SECONDS = 10
 _LOCAL: Dict[str, object] = {}  # the local cluster and its client, once per kernel
+_CLIENTS: Dict[str, object] = {}  # scheduler address -> the kernel's client of it
 
 
 def require_distributed():
@@ -44,11 +45,15 @@ def connect(where) -> object:
         raise ReproError(f"--on takes 'local' or a scheduler address such as tcp://scheduler:8786, not {where!r}")
     if where == "local":
         return local_client()
+    known = _CLIENTS.get(where)
+    if known is not None and known.status == "running":
+        return known  # one connection per address for the kernel's life, not one per cell
     try:
-        return distributed.Client(where, timeout=CONNECT_SECONDS, set_as_default=False)
+        _CLIENTS[where] = distributed.Client(where, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as error:
         raise ReproError(f"cannot reach the Dask cluster at {where} ({type(error).__name__}: {error}); "
                          "is its scheduler running, and is the address right?") from error
+    return _CLIENTS[where]
 
 
 def local_client(workers: Optional[int] = None):
@@ -76,7 +81,10 @@ def local_cluster(workers: Optional[int] = None, **options):
 
 
 def close_local() -> None:
-    """Stop the kernel's local cluster, if one was started (the extension's unload)."""
+    """Stop the kernel's local cluster, if one was started, and close its other clients
+    (the extension's unload)."""
+    while _CLIENTS:
+        _CLIENTS.popitem()[1].close()
     client, cluster = _LOCAL.pop("client", None), _LOCAL.pop("cluster", None)
     if client is not None:
         client.close()

@@ -77,3 +77,13 @@ def test_on_without_trials_is_a_usage_error(ip):
 def test_cluster_is_a_configurable_option(ip):
     magics = ip.magics_manager.registry["ReproMagics"]
     assert magics.cluster == "" and "c.ReproMagics.cluster" in sys.modules["jupyter_repro.magics"].__doc__
+
+
+def test_tensorflow_pools_count_by_the_threads_in_force():
+    """The notebook's default pool on 2 CPUs is the 2 threads a 4-CPU worker is pinned to;
+    a worker running 1 thread differs."""
+    notebook = dict(FACTS, threads="TensorFlow intra 0 inter 0 (0: default)")
+    pinned = dict(FACTS, threads="TensorFlow intra 2 inter 0 (0: default)")
+    assert arithmetic_differs(notebook, pinned, {"intra": 0, "cpus": 2}, {"intra": 2, "cpus": 4}) == ""
+    assert arithmetic_differs(notebook, pinned, {"intra": 0, "cpus": 2}, {"intra": 1, "cpus": 4}) == \
+        "tensorflow intra-op threads 1 (notebook 2)"

@@ -225,6 +225,17 @@ def test_missing_package_on_the_workers_is_named_before_any_trial(kernel, tmp_pa
     assert len(kernel.value("ledger()")) == before
 
 
+def test_variables_the_notebook_changed_are_refused_not_overwritten(kernel):
+    """The kernel's session-seed trial keeps what the notebook set since the last run; a
+    worker starts it from the snapshot, so the cell is refused instead of giving other bits."""
+    kernel.run("saved_bias = model.layers[-1].bias.numpy()\nmodel.layers[-1].bias.assign([5.0])")
+    try:
+        with pytest.raises(KernelError, match="the notebook changed the model's variables since its last run"):
+            trials(kernel, "--trials 2 --on $ADDRESS")
+    finally:
+        kernel.run("model.layers[-1].bias.assign(saved_bias)")
+
+
 def test_unreachable_cluster_is_one_line(kernel):
     with pytest.raises(KernelError, match="cannot reach the Dask cluster at tcp://127.0.0.1:9") as raised:
         trials(kernel, "--trials 2 --on tcp://127.0.0.1:9")

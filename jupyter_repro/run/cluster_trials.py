@@ -16,6 +16,7 @@ trial's row says so: its bits may differ for that reason alone.
 from __future__ import annotations
 
 import os
+import re
 from typing import Callable, Dict, Sequence
 
 from ..errors import ReproError
@@ -31,6 +32,7 @@ class ClusterTrials:
 
     def __init__(self, session, where, progress: Callable[[str], None] = print):
         self.session, self.client, self.progress = session, connect(where), progress
+        self.threads: Dict[str, int] = {}  # the notebook's TensorFlow pools (shipment.threads)
 
     def run(self, model, seeds: Sequence[int], metric_names: Sequence[str], snapshot, source: str,
             namespace: dict, hidden=(), cache: bool = False, label=None, body=None, metrics=dict):
@@ -43,12 +45,15 @@ class ClusterTrials:
         if source is None:
             raise ReproError("trials on a cluster run a notebook cell: pass source= and namespace=")
         session, seed0 = self.session, self.session.seeder.seed
+        if seed0 in seeds:
+            _require_snapshot_state(session, model, snapshot)
         recipe, _ = session.recipe_for(model, snapshot)
         shipment, large = pack(model, snapshot, recipe, source, namespace, hidden, metric_names,
                                session.seeder.deterministic)
         shipment.return_state = list(seeds) if cache else [s for s in seeds if s == seed0]
         shipment.cached = _stored_keys(session) if cache else set()
         check_workers(self.client, shipment.versions, shipment.modules)
+        self.threads = shipment.threads
         states = self._states(model, snapshot, seeds, seed0)
         session._tell("trials_started", list(seeds))
         try:
@@ -144,7 +149,7 @@ class ClusterTrials:
         from .trials import trial_row
 
         report = self._report(snapshot, result)
-        differs = arithmetic_differs(here, result["facts"])
+        differs = arithmetic_differs(here, result["facts"], self.threads, result["threads"])
         record_remote(self.session, report, result, cache)
         row = trial_row(result["seed"], report.metrics, result["user"])
         where = result["worker"]
@@ -187,13 +192,36 @@ def _arithmetic() -> Dict[str, str]:
     return facts()
 
 
-def arithmetic_differs(notebook: Dict[str, str], worker: Dict[str, str]) -> str:
+def arithmetic_differs(notebook: Dict[str, str], worker: Dict[str, str], notebook_threads=None,
+                       worker_threads=None) -> str:
     """The arithmetic facts in which ``worker`` differs from ``notebook``, or "". With the
-    portable mode's pins on both, the CPU's own instruction sets are left out."""
+    portable mode's pins on both, the CPU's own instruction sets are left out. TensorFlow's
+    pools count by the intra-op threads in force (0 is the CPU count), as a worker with
+    another CPU count pins them to the notebook's (``remote_trial.pin_threads``)."""
     from ..seeding.portable import PINS
 
     pinned = all(f"{name}={value}" in notebook.get("pins", "") and f"{name}={value}" in worker.get("pins", "")
                  for name, value in PINS.items())
+    notebook, worker = dict(notebook), dict(worker)
+    if notebook_threads and worker_threads:
+        for facts, threads in ((notebook, notebook_threads), (worker, worker_threads)):
+            facts["threads"] = _TF_POOLS.sub("", facts.get("threads", ""))
+            facts["tensorflow intra-op threads"] = str(threads.get("intra") or threads.get("cpus"))
     names = [name for name in notebook if not (pinned and name in PORTABLE_IGNORES)]
     return "; ".join(f"{name} {worker.get(name)} (notebook {notebook[name]})"
                      for name in names if worker.get(name) != notebook[name])
+
+
+_TF_POOLS = re.compile(r"TensorFlow intra \d+ inter \d+ \(0: default\)")
+
+
+def _require_snapshot_state(session, model, snapshot) -> None:
+    """The session seed's trial starts from the snapshot on a worker: refuse a model whose
+    variables the notebook changed since its last run (the kernel would keep those)."""
+    from ..model.model_state import UserChanges
+
+    if session._trained_since(model):
+        return  # the kernel restores every variable from the snapshot too
+    if UserChanges(model, session._left_for(model), getattr(snapshot, "state_digests", None)):
+        raise ReproError("the notebook changed the model's variables since its last run; trials on a cluster "
+                         "start the session seed's trial from the snapshot: run %repro_snapshot again first")

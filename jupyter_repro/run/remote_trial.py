@@ -64,7 +64,7 @@ def run_trial(shipment: Shipment, large: Dict[str, object], seed: int, state: li
     if differing:
         raise WorkerMismatch(f"worker {where()} differs from the notebook: {differing}")
     threads = pin_threads(shipment.threads)
-    model, session, snapshot = _fresh(shipment, state, state_fingerprint)
+    model, session, snapshot = _fresh(shipment, seed, state, state_fingerprint)
     namespace = _namespace(shipment, large, model)
     code = compile(shipment.source, f"<repro_fit cell, seed {seed}>", "exec")
     try:
@@ -146,7 +146,7 @@ class _WorkerSession:
         return WorkerSession(seeder=seeder, store=None)
 
 
-def _fresh(shipment: Shipment, state, state_fingerprint):
+def _fresh(shipment: Shipment, seed: int, state, state_fingerprint):
     """A clean Keras session, the model rebuilt and compiled, a fresh seeder; each checked."""
     import keras
 
@@ -170,15 +170,10 @@ def _fresh(shipment: Shipment, state, state_fingerprint):
         assign_variables(model, [shipment.kept.get(i, value) for i, value in enumerate(current)])
     session = _WorkerSession.make(Seeder(), frozenset(shipment.cached))
     session.seeder.reseed_cells = False
-    session.seeder.seed_everything(_session_seed(state), shipment.deterministic)
+    session.seeder.seed_everything(seed, shipment.deterministic)  # the run reseeds with it before the cell
     snapshot = Snapshot.capture(model, shipment.snapshot, digests=True)
     snapshot.variable = shipment.variable
     return model, session, snapshot
-
-
-def _session_seed(state) -> int:
-    """Any valid seed: the run reseeds with the trial's own before the cell runs."""
-    return 0
 
 
 def _namespace(shipment: Shipment, large: Dict[str, object], model) -> dict:

@@ -153,6 +153,34 @@ def test_twin_workers_that_do_not_reseed_give_other_bits(kernel, cluster):
     assert [seed for seed in here if unseeded[seed] == here[seed]] == []
 
 
+def test_twin_a_worker_with_another_thread_count_gives_other_bits(kernel, cluster):
+    """A model wide enough that TensorFlow splits its matmuls over the intra-op pool: the
+    workers, pinned to the notebook's pool, give its bits; pinned to one thread (as if the
+    notebook's pool were that), other bits. (The small model above gives the same bits at
+    one thread or two: measured, so it could not show this.)"""
+    kernel.run(textwrap.dedent('''
+        Xw = rng.normal(size=(4096, 256)).astype("float32"); yw = Xw.sum(1)
+        wide = keras.Sequential([keras.Input((256,)), keras.layers.Dense(1024, activation="relu"),
+                                 keras.layers.Dense(1024, activation="relu"), keras.layers.Dense(1)])
+        wide.compile(optimizer=keras.optimizers.Adam(0.001), loss="mse")
+        '''))
+    kernel.run("%repro_snapshot wide")
+    body = "history = wide.fit(Xw, yw, epochs=1, batch_size=512, verbose=0)"
+    trials(kernel, "--trials 2", body, name="wide_here", model="wide")
+    trials(kernel, "--trials 2 --on $ADDRESS", body, name="wide_there", model="wide")
+    assert kernel.value("results(wide_here) == results(wide_there)")
+    cluster.restart()  # fresh TensorFlow pools, so they can be pinned to another size
+    kernel.run("import jupyter_repro.run.shipment as _shipment\n_threads = _shipment.threads\n"
+               "_shipment.threads = lambda: dict(_threads(), intra=1)")
+    try:
+        trials(kernel, "--trials 2 --on $ADDRESS", body, name="wide_one_thread", model="wide")
+    finally:
+        kernel.run("_shipment.threads = _threads")
+        cluster.restart()
+    here, one = kernel.value("results(wide_here)"), kernel.value("results(wide_one_thread)")
+    assert [seed for seed in here if one[seed] == here[seed]] == []
+
+
 def test_notebook_defined_layer_and_train_step_run_on_the_workers(kernel):
     kernel.run(textwrap.dedent('''
         class Scale(keras.layers.Layer):

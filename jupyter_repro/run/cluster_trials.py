@@ -203,7 +203,7 @@ def arithmetic_differs(notebook: Dict[str, str], worker: Dict[str, str], noteboo
     pinned = all(f"{name}={value}" in notebook.get("pins", "") and f"{name}={value}" in worker.get("pins", "")
                  for name, value in PINS.items())
     notebook, worker = dict(notebook), dict(worker)
-    if notebook_threads and worker_threads:
+    if notebook_threads and worker_threads and "intra" in worker_threads:  # TensorFlow pinned
         for facts, threads in ((notebook, notebook_threads), (worker, worker_threads)):
             facts["threads"] = _TF_POOLS.sub("", facts.get("threads", ""))
             facts["tensorflow intra-op threads"] = str(threads.get("intra") or threads.get("cpus"))

@@ -196,16 +196,15 @@ def _namespace(shipment: Shipment, large: Dict[str, object], model) -> dict:
 
 def pin_threads(threads: Dict[str, int]) -> Dict[str, int]:
     """TensorFlow's thread pools as the notebook's: a reduction split over another number of
-    threads can sum in another order. 0 (TensorFlow's default) stands for the notebook's CPU
-    count, pinned explicitly where this worker has another. The counts in force."""
+    threads can sum in another order. The intra-op pool is pinned explicitly to the number
+    of threads the notebook's has (its 0, TensorFlow's default, is the notebook's CPU count,
+    which this worker's may not be); the inter-op pool (which runs independent operations
+    side by side, each computed as it would be alone) as the notebook sets it. The counts in force."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return {"cpus": cpus()}  # JAX and PyTorch: their pools are not pinned here
     import tensorflow as tf
 
-    wanted = {}
-    for kind in ("intra", "inter"):
-        number = int(threads.get(kind, 0))
-        if number == 0 and threads.get("cpus") and threads["cpus"] != cpus():
-            number = threads["cpus"] if kind == "intra" else 0
-        wanted[kind] = number
+    wanted = {"intra": int(threads.get("intra") or threads.get("cpus") or 0), "inter": int(threads.get("inter", 0))}
     setters = {"intra": tf.config.threading.set_intra_op_parallelism_threads,
                "inter": tf.config.threading.set_inter_op_parallelism_threads}
     getters = {"intra": tf.config.threading.get_intra_op_parallelism_threads,

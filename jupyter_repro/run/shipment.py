@@ -12,6 +12,7 @@ before anything runs.
 from __future__ import annotations
 
 import ast
+import os
 import sys
 from typing import Dict, Iterable, List, Tuple
 
@@ -116,12 +117,17 @@ def _kept(model) -> Dict[int, object]:
 
 
 def threads() -> Dict[str, int]:
-    """TensorFlow's thread pools here (0: its default, the CPU count) and the CPU count."""
+    """TensorFlow's thread pools here (0: its default, the CPU count) and the CPU count. A
+    pool the configuration leaves at 0 takes ``TF_NUM_INTRAOP_THREADS``/``..._INTEROP_...``
+    when set (TensorFlow reads them when it starts)."""
     found = {"intra": 0, "inter": 0, "cpus": cpus()}
     tf = sys.modules.get("tensorflow")
     if tf is not None and hasattr(tf, "config"):
         found["intra"] = tf.config.threading.get_intra_op_parallelism_threads()
         found["inter"] = tf.config.threading.get_inter_op_parallelism_threads()
+    for kind, name in (("intra", "TF_NUM_INTRAOP_THREADS"), ("inter", "TF_NUM_INTEROP_THREADS")):
+        if not found[kind] and os.environ.get(name, "").isdigit():
+            found[kind] = int(os.environ[name])
     return found
 
 

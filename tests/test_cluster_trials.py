@@ -88,6 +88,7 @@ def test_cluster_table_and_every_result_equal_the_in_kernel_trials(kernel, clust
     kernel.run("here_hash = state_hash(model)")
     printed = trials(kernel, "--trials 3 --metric rmse --on $ADDRESS", name="there")
     assert "3 trials on 2 workers" in printed and "arithmetic differs" not in printed
+    assert printed.count("; identical to run #") == 3                 # each against its in-kernel run
     assert kernel.value("here.equals(there)")                      # the same table, every digit
     here, there = kernel.value("results(here)"), kernel.value("results(there)")
     assert here == there and len(set(here.values())) == 3          # three seeds, three results
@@ -262,6 +263,32 @@ def test_variables_the_notebook_changed_are_refused_not_overwritten(kernel):
             trials(kernel, "--trials 2 --on $ADDRESS")
     finally:
         kernel.run("model.layers[-1].bias.assign(saved_bias)")
+
+
+def test_another_keras_version_on_the_workers_is_named_before_any_trial(kernel, cluster):
+    """Simulated: each worker's loaded ``keras.__version__`` set to 3.0.0, which is what the
+    version probe reads (the workers import Keras first, as a trial would have)."""
+    def keras_version(version=None):
+        import keras
+
+        keras._real_version = getattr(keras, "_real_version", keras.__version__)
+        keras.__version__ = version or keras._real_version
+
+    before = len(kernel.value("ledger()"))
+    cluster.run(keras_version, "3.0.0")
+    try:
+        with pytest.raises(KernelError, match=r"differs from the notebook: keras 3.0.0 \(notebook 3\.\d+\.\d+"):
+            trials(kernel, "--trials 2 --on $ADDRESS")
+    finally:
+        cluster.run(keras_version)
+    assert len(kernel.value("ledger()")) == before
+
+
+def test_a_trial_that_raises_on_a_worker_stops_the_cell_in_one_line(kernel):
+    before = len(kernel.value("ledger()"))
+    with pytest.raises(KernelError, match=r"a trial failed on the cluster \(ZeroDivisionError") as raised:
+        trials(kernel, "--trials 2 --on $ADDRESS", FIT + "\nbroken = 1 / 0")
+    assert raised.value.ename == "UsageError" and len(kernel.value("ledger()")) == before
 
 
 def test_unreachable_cluster_is_one_line(kernel):

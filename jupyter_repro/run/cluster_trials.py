@@ -155,7 +155,7 @@ class ClusterTrials:
         where = result["worker"]
         self.progress(f"trial seed {result['seed']} on {where}: "
                       + ", ".join(f"{k} {v:.6g}" for k, v in row.items() if k != "seed")
-                      + f" -> {report.fingerprint[:12]} ({report.seconds:.1f} s)"
+                      + f" -> {report.fingerprint[:12]} ({report.seconds:.1f} s)" + _compared(report.verdict)
                       + (f" ⚠ arithmetic differs: {differs}" if differs else ""))
         return row, {"result": report.fingerprint, "where": where, "arithmetic": differs,
                      "seconds": report.seconds, "run": report.run}
@@ -177,6 +177,13 @@ class ClusterTrials:
 
         assign_variables(model, state)
         self.session._remember_left(model)
+
+
+def _compared(verdict) -> str:
+    """``"; identical to run #3"``: how the trial compares with an earlier run of its inputs."""
+    if verdict is None or verdict.earlier is None or verdict.status not in ("identical", "differs"):
+        return ""
+    return f"; {'identical to' if verdict.status == 'identical' else '⚠ differs from'} run #{verdict.earlier['run']}"
 
 
 def _stored_keys(session) -> set:

@@ -105,6 +105,32 @@ def test_reversed_order_gives_the_same_results(kernel):
     assert kernel.value("reversed_.loc[[42, 43, 44]].equals(here.loc[[42, 43, 44]])")
 
 
+def test_listeners_hear_each_trial_as_they_hear_the_kernels(kernel):
+    """An experiment tracker (``tracking.py``) hears the same events for trials on a cluster."""
+    kernel.run(textwrap.dedent('''
+        class Recorder:
+            def __init__(self):
+                self.events = []
+            def trials_started(self, seeds):
+                self.events.append("trials_started")
+            def run_started(self, report):
+                self.events.append("run_started")
+            def run_finished(self, report, error):
+                self.events.append(f"run_finished {report.parameters.get('fit.epochs')} {error}")
+            def trials_finished(self, frame, error):
+                self.events.append(f"trials_finished {error}")
+        _listeners = get_ipython().magics_manager.registry["ReproMagics"].session.listeners
+        recorder = Recorder()
+        _listeners.append(recorder)
+        '''))
+    try:
+        trials(kernel, "--trials 2 --on $ADDRESS", name="heard")
+    finally:
+        kernel.run("_listeners.remove(recorder)")
+    assert kernel.value("recorder.events") == ["trials_started", "run_started", "run_finished 2 None",
+                                               "run_started", "run_finished 2 None", "trials_finished None"]
+
+
 def test_twin_the_plain_dask_recipe_gives_other_bits(kernel):
     """Seed the worker, rebuild the model from its config, compile, fit: what one would
     write without this package. The notebook's own model (seed 42's trial starts from the

@@ -96,6 +96,9 @@ def check_workers(client, versions: Dict[str, str], modules) -> Dict[str, dict]:
     """Every worker's versions, or ``WorkerMismatch`` naming the first that differs."""
     try:
         found = client.run(probe, list(modules))
+    except ImportError as error:  # the probe is this package's: a worker without it cannot even run that
+        raise WorkerMismatch(f"the cluster's workers cannot import jupyter_repro ({error}): install "
+                             "jupyter-repro[dask] in their environment, at the notebook's version") from error
     except (OSError, TimeoutError) as error:
         raise ReproError(f"the Dask cluster did not answer ({type(error).__name__}: {error})") from error
     if not found:

@@ -150,7 +150,9 @@ class ClusterTrials:
 
         report = self._report(snapshot, result)
         differs = arithmetic_differs(here, result["facts"], self.threads, result["threads"])
+        self.session._tell("run_started", report)  # a tracker logs it as the kernel's trials are logged
         record_remote(self.session, report, result, cache)
+        self.session._tell("run_finished", report, None)
         row = trial_row(result["seed"], report.metrics, result["user"])
         where = result["worker"]
         self.progress(f"trial seed {result['seed']} on {where}: "
@@ -170,6 +172,7 @@ class ClusterTrials:
         report.fingerprint, report.metrics, report.history = result["fingerprint"], result["metrics"], result["history"]
         report.epochs, report.sketch = result["epochs"], result["sketch"]
         report.seconds, report.success = result["seconds"], True
+        report.parameters = result.get("parameters", {})
         return report
 
     def _hold(self, model, state) -> None:

@@ -78,7 +78,7 @@ def run_trial(shipment: Shipment, large: Dict[str, object], seed: int, state: li
               "seconds": report.seconds, "start": report.snapshot_fingerprint,
               "user": {name: _plain(namespace.get(name)) for name in shipment.metric_names},
               "env": dict(environment.collect()), "facts": facts(), "threads": threads,
-              "worker": where(), "pid": os.getpid()}
+              "parameters": dict(report.parameters), "worker": where()}
     if seed in shipment.return_state:
         result.update(_final_state(model, session.judge))
     return result

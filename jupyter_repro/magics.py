@@ -18,12 +18,14 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
     c.ReproMagics.trust_file = "repro-trust.json"  # whose shared results replay ("" = found beside the notebook)
     c.ReproMagics.key_file = ""         # this installation's ed25519 key ("" = Jupyter data dir / $JUPYTER_REPRO_KEY_FILE)
     c.ReproMagics.team_timeout = 2.0    # seconds the team store may take to answer, once per session
+    c.ReproMagics.cluster = "local"     # --trials on a Dask cluster: "local" or "tcp://scheduler:8786" (jupyter-repro[dask])
 
 or, in a running session, ``%config ReproMagics.seed = 42``.
 """
 from __future__ import annotations
 
 import contextlib
+import sys
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -109,6 +111,11 @@ class ReproMagics(Magics):
         "A snapshot up to this many bytes is also kept in memory, for the fastest restore; "
         "a larger one is restored from its stored file, memory-mapped, so RAM does not hold "
         "the weights twice. Without a store every snapshot is kept in memory.")).tag(config=True)
+
+    cluster = Unicode("", help=(
+        "Where %%repro_fit --trials runs its trials: '' in the kernel, 'local' on a Dask LocalCluster of "
+        "worker processes on this machine, or a Dask scheduler's address (tcp://scheduler:8786); "
+        "--on overrides it for one cell. Needs jupyter-repro[dask]; see docs/clusters.md.")).tag(config=True)
 
     def __init__(self, shell=None, **kwargs):
         self._syncing = False
@@ -273,6 +280,8 @@ class ReproMagics(Magics):
     @argument("--seed", type=int, help="Seed for this fit (default: the session seed).")
     @argument("--trials", type=int, help="Run the cell once per seed: the session seed and the N-1 after it.")
     @argument("--seeds", help="Seeds for the trials, comma-separated, e.g. 1,2,3.")
+    @argument("--on", help="With --trials/--seeds: run the trials on a Dask cluster, 'local' or an address "
+                           "(tcp://scheduler:8786); default ReproMagics.cluster.")
     @argument("--metric", action="append", default=[],
               help="A variable the cell sets (e.g. test_rmse), collected per trial; repeatable.")
     @argument("--cache", action="store_true",
@@ -291,6 +300,8 @@ class ReproMagics(Magics):
         trials = args.trials is not None or args.seeds is not None
         if args.metric and not trials:
             raise UsageError("--metric goes with --trials N or --seeds 1,2,3")
+        if args.on is not None and not trials:
+            raise UsageError("--on goes with --trials N or --seeds 1,2,3")
         with _as_usage_error():
             snapshot = self.session.snapshot_for(args.model)
             seeds = trial_seeds(args.seed if args.seed is not None else self.seeder.seed,
@@ -312,7 +323,7 @@ class ReproMagics(Magics):
                 if trials:
                     return self.session.trials(
                         model, run, seeds, metrics=lambda: {name: namespace.get(name) for name in args.metric},
-                        metric_names=args.metric,
+                        metric_names=args.metric, client=(args.on or self.cluster) or None,
                         progress=lambda text: print(text, flush=True), **options)
                 return self.session.fit(model, run, seed=args.seed, **options)
             except _BodyFailed as error:
@@ -428,3 +439,7 @@ def unload(shell, magics: ReproMagics) -> None:
     manager.registry.pop(type(magics).__name__, None)
     if magics in shell.configurables:
         shell.configurables.remove(magics)
+    if "distributed" in sys.modules:  # only a kernel that ran trials on a cluster started one
+        from .run.cluster import close_local
+
+        close_local()

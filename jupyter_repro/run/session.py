@@ -629,13 +629,15 @@ class Session:
     # -- trials -------------------------------------------------------------------
     def trials(self, model, body: Callable[[], object], seeds: Sequence[int],
                metrics: Callable[[], Dict[str, object]] = dict, progress: Callable[[str], None] = print,
-               metric_names: Sequence[str] = (), **fit_options):
+               metric_names: Sequence[str] = (), client=None, **fit_options):
         """Run the fit once per seed, each from the model's own initializers under that
         seed (the session seed's from the snapshot); a DataFrame per seed with mean, std,
         min and max. The model then holds the session seed's result (the last trial's if
         the session seed is not among ``seeds``). ``metrics()`` gives the values to collect,
         those of ``metric_names``: each must be set by the cell (``source=``) or be in
-        ``namespace=``, checked before any trial runs."""
+        ``namespace=``, checked before any trial runs. ``client``: run them on a Dask
+        cluster instead (a ``Client``, ``"local"`` or a scheduler address;
+        ``run/cluster_trials.py``), the same table back."""
         from ..model.snapshot import assign_variables, read_variables
         from .trials import checked_seeds, initial_state, require_metrics, trial_row, trials_frame
 
@@ -645,8 +647,11 @@ class Session:
         if _pending(snapshot):
             raise ReproError(f"'{snapshot.name}' has no variables yet: run one %%repro_fit first (it takes "
                              "the snapshot at the model's build), then the trials")
+        if client is not None:
+            return self._cluster_trials(model, body, metrics, seeds, metric_names, snapshot, progress, client,
+                                        fit_options)
         session_seed = self.seeder.seed
-        rows, session_state = [], None
+        rows, session_state, runs = [], None, {}
         self._tell("trials_started", list(seeds))
         try:
             for number, seed in enumerate(seeds, 1):
@@ -654,6 +659,8 @@ class Session:
                 state = None if seed == session_seed else initial_state(model, snapshot, seed)
                 report = self.fit(model, body, snapshot=snapshot, seed=seed, state=state, **fit_options)
                 rows.append(trial_row(seed, report.metrics, metrics()))
+                runs[seed] = {"result": report.fingerprint, "where": "kernel", "arithmetic": "",
+                              "seconds": report.seconds, "run": report.run}
                 progress("    " + ", ".join(f"{k} {v:.6g}" for k, v in rows[-1].items() if k != "seed")
                          + f" ({report.seconds:.1f} s)")
                 if seed == session_seed:
@@ -665,8 +672,22 @@ class Session:
             assign_variables(model, session_state)  # the model holds the session seed's result
             self._remember_left(model)  # as a run left it: not a change of the notebook's
         frame = trials_frame(rows)
+        frame.attrs["runs"] = runs  # per seed: the result's fingerprint and where it ran, as on a cluster
         self._tell("trials_finished", frame, None)
         return frame
+
+    def _cluster_trials(self, model, body, metrics, seeds, metric_names, snapshot, progress, client, options):
+        """``trials`` on a Dask cluster (``run/cluster_trials.py``); refuses what it cannot run."""
+        from .cluster_trials import ClusterTrials
+
+        unsupported = [name for name in ("verify", "batches", "code") if options.get(name)]
+        if unsupported:
+            raise ReproError(f"trials on a cluster do not take {', '.join(unsupported)}")
+        self._checked(model, snapshot, seeds[0], options.get("cache", False), False, options.get("label"))
+        return ClusterTrials(self, client, progress).run(
+            model, seeds, metric_names, snapshot, options.get("source"), options.get("namespace"),
+            options.get("hidden", ()), cache=options.get("cache", False), label=options.get("label"),
+            body=body, metrics=metrics)
 
 
 @contextlib.contextmanager

@@ -39,8 +39,12 @@ def variable_dtype_tag(dtype: np.dtype) -> str:
     ``dtype.str`` alone names NumPy's own dtypes uniquely, but every ``ml_dtypes`` type
     of one width shares it (``<V2`` for bfloat16; ``<V1`` for several float8 kinds), so
     their name is added; the fingerprints of weights recorded before stay what they were.
+    An array unpickled by Dask has a float32 equal to NumPy's but not NumPy's own object
+    (``isbuiltin`` 0): it is still ``<f4``, or the same weights sent to a worker would
+    fingerprint as other weights.
     """
-    return dtype.str if dtype.isbuiltin == 1 else f"{dtype.str}:{dtype.name}"
+    return dtype.str if dtype.isbuiltin == 1 or (dtype.kind != "V" and np.dtype(dtype.str) == dtype) \
+        else f"{dtype.str}:{dtype.name}"
 
 
 class ArraysFingerprint:

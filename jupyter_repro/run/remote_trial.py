@@ -136,8 +136,8 @@ class _WorkerSession:
         class WorkerSession(Session):
             ledger = None  # the notebook's ledger records the trial
 
-            def _checked(self, model, snapshot, seed, cache, verify, label):
-                return super()._checked(model, snapshot, seed, False, False, label)
+            def _checked(self, model, snapshot, seed, cache, verify, label, *rest):
+                return super()._checked(model, snapshot, seed, False, False, label, *rest)
 
             def _replayer(self, ledger, inputs, model, verify):
                 self.judge = _Judge(inputs, cached)

@@ -102,6 +102,10 @@ class ReproMagics(Magics):
     key_file = Unicode("", help=(
         "This installation's ed25519 key, made on first use. Empty: $JUPYTER_REPRO_KEY_FILE, "
         "else the Jupyter data dir's. CI points it at its key, kept as a secret.")).tag(config=True)
+    team_publish = Bool(True, help=(
+        "Whether --cache fits share their results in the team store. False (jupyter-repro check's "
+        "kernels): results wait in the store's team-held/ folder, and check shares those its kernels "
+        "agreed on.")).tag(config=True)
     team_timeout = Float(2.0, help=(
         "Seconds the team store may take to answer; one that does not is left alone for the "
         "rest of the session (the fit trains, its result kept in .repro/).")).tag(config=True)
@@ -120,7 +124,7 @@ class ReproMagics(Magics):
         if self.team_store:
             self.session.team_store = self.team_store
         self.session.trust_file, self.session.key_file = self.trust_file or None, self.key_file or None
-        self.session.team_timeout = self.team_timeout
+        self.session.team_timeout, self.session.team_publish = self.team_timeout, self.team_publish
 
     @property
     def seeder(self) -> Seeder:
@@ -172,7 +176,7 @@ class ReproMagics(Magics):
     def _reseed_cells_changed(self, change):
         self.seeder.reseed_cells = change.new
 
-    @observe("store", "cache_max_bytes", "snapshot_memory_max_bytes", "team_store", "team_timeout")
+    @observe("store", "cache_max_bytes", "snapshot_memory_max_bytes", "team_store", "team_timeout", "team_publish")
     def _store_changed(self, change):
         setattr(self.session, change.name, change.new)
 

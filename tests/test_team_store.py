@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -417,3 +418,63 @@ def test_a_backend_without_create_only_writes_is_read_but_never_written(tmp_path
     assert report.verdict.status == "first"
     assert any("has no create-only write (fsspec's mode='create'), so nothing is shared" in n for n in report.notes)
     assert files_under(folder_url(tmp_path / "drive"), {}, "blobs") == []
+
+
+def _check_of(fits_by_kernel, runs=2):
+    from jupyter_repro.run.check import Cell, Check, KernelRun
+
+    cell = Cell(4, "%%repro_fit model --cache\nmodel.fit(X, Y)")
+    return Check(Path("fit.ipynb"), [cell], runs, "kernels",
+                 kernels=[KernelRun(fits={4: list(fits)}) for fits in fits_by_kernel]), cell
+
+
+def test_a_check_whose_kernels_both_replayed_is_not_verified(tmp_path):
+    """Two replays compare a stored result with its copy: "not verified: replayed", never a pass;
+    the twin: a replay against a kernel that trained the same result passes, and one that trained
+    another fails (what used to pass by replaying ci's state in every kernel)."""
+    team = (folder_url(tmp_path / "drive"), {})
+    ci, laptop = Person(tmp_path, "ci", team), Person(tmp_path, "laptop", team)
+    laptop.trust(ci=ci)
+    trained = ci.fit(2)
+    replay = laptop.fit(2)
+    assert replay.verdict.status == "cached"
+    by_ci, replayed = ci.session.ledger.records()[-1], laptop.session.ledger.records()[-1]
+    check, cell = _check_of([[replayed], [replayed]])
+    assert not check.outcome(cell).ok
+    assert any("not verified: replayed" in p for p in check.outcome(cell).problems), check.outcome(cell).problems
+    assert "✓" not in check.table().splitlines()[-1]
+    check, cell = _check_of([[replayed], [by_ci]])            # kernel 2 trained: a real comparison
+    assert check.outcome(cell).ok, check.outcome(cell).problems
+    other = dict(by_ci, result="0" * 32)                      # kernel 2 trained other bits: the replay is caught
+    check, cell = _check_of([[replayed], [other]])
+    assert any("result differs" in p for p in check.outcome(cell).problems)
+    assert trained.fingerprint == replay.fingerprint
+
+
+def test_a_check_shares_only_what_its_kernels_agreed_on(tmp_path, monkeypatch):
+    """A check's kernel holds its result back (team_publish off); ``share_agreed`` files it,
+    signed, only when the kernels agree, and never a replay."""
+    from jupyter_repro.run.check import share_agreed
+
+    url = folder_url(tmp_path / "drive")
+    ci = Person(tmp_path, "ci", (url, {}))
+    ci.session.team_publish = False
+    report = ci.fit(2)
+    assert any("held until the check's kernels agree" in n for n in report.notes), report.notes
+    assert files_under(url, {}, "records") == [] and files_under(url, {}, "blobs") == []
+    held = ci.installation.folder / ".repro" / "team-held"
+    monkeypatch.setenv("JUPYTER_REPRO_KEY_FILE", str(ci.installation.key_file))
+    fit = ci.session.ledger.records()[-1]
+    disagreeing, cell = _check_of([[fit], [dict(fit, result="0" * 32)]])
+    assert share_agreed(disagreeing, held, url) == []
+    assert files_under(url, {}, "records") == []              # the twin: nothing shared without agreement
+    agreed, cell = _check_of([[fit], [dict(fit)]])
+    (note,) = share_agreed(agreed, held, url)
+    assert "shared with" in note, note
+    (record,) = files_under(url, {}, "records")
+    assert json.loads(filesystem(url, {}).cat_file(record))["signer"] == ci.installation.public
+    laptop = Person(tmp_path, "laptop", (url, {}))
+    laptop.trust(ci=ci)
+    again = laptop.fit(2)
+    assert again.verdict.status == "cached" and again.fingerprint == report.fingerprint
+

@@ -57,6 +57,7 @@ class Session:
         #: key file (None: the Jupyter data dir's, or $JUPYTER_REPRO_KEY_FILE), the team store's bound
         self.trust_file, self.key_file, self.team_timeout = trust_file, key_file, team_timeout
         self.team_options = dict(team_options or {})  # fsspec storage options (an endpoint, credentials)
+        self.team_publish = True  # False: results wait in .repro/team-held/ (check publishes those its kernels agree on)
         self._team_stores: Dict[tuple, object] = {}  # the TeamStores opened, kept: one found down stays down
         self._team = None  # this run's run/sharing.Sharing
         self.team_store = team_store  # before store: a URL given as the store sets it
@@ -138,7 +139,8 @@ class Session:
         trusted = trust.Trust.load(self.trust_file or trust.find("."), own=identity.public)
         remote = self._opened(self.team_store, self.team_timeout, self.team_options)
         mirror = self._opened(str(Path(self.store).resolve() / "team"), 60.0, {})
-        return Sharing(remote, mirror, identity, trusted, bits_class.facts(environment.collect(), self._floor()))
+        held = None if self.team_publish else Path(self.store).resolve() / "team-held"
+        return Sharing(remote, mirror, identity, trusted, bits_class.facts(environment.collect(), self._floor()), held)
 
     def _floor(self) -> str:
         """The portable mode's floor when every pin is in force, else ""."""

@@ -16,7 +16,10 @@ team store) and replays one only when all of this holds; otherwise the fit train
 
 ``publish`` files a fit's stored state: the blob by digest, then a record signed with this
 installation's key. A store that is down or read-only costs only the sharing: the state
-stays in ``.repro/``, and the note says what was not shared.
+stays in ``.repro/``, and the note says what was not shared. Under ``jupyter-repro check``
+(``held``) nothing is published by the kernel: the unsigned record waits in ``held`` until
+the kernels agree, and ``publish_held`` then files it, so only a result computed twice
+and found identical is offered to the team.
 """
 from __future__ import annotations
 
@@ -54,8 +57,10 @@ class Shared:
 class Sharing:
     """The team store as one run sees it: the remote store, the local copy, who we are, whom we trust."""
 
-    def __init__(self, remote: TeamStore, mirror: TeamStore, identity, trust, class_facts: Dict[str, str]):
+    def __init__(self, remote: TeamStore, mirror: TeamStore, identity, trust, class_facts: Dict[str, str],
+                 held: Optional[Path] = None):
         self.remote, self.mirror, self.identity, self.trust = remote, mirror, identity, trust
+        self.held = held  # a folder: results wait there, unsigned, for publish_held (a check's kernels agreeing)
         self.class_facts, self.class_id = class_facts, bits_class.class_id(class_facts)
         self.reason: Optional[str] = None
         self._seen: List[dict] = []  # the verified records read for this key: publish skips a duplicate
@@ -165,18 +170,45 @@ class Sharing:
         if any(r["signer"] == mine and r["result"] == result and r.get("class_id") == self.class_id
                for r in self._seen):
             return "team store: already shared by this installation"
+        record = {"format": FORMAT, "input_key": key, "class": self.class_facts, "class_id": self.class_id,
+                  "result": result, "epochs": list(epochs or []), "env": env, "by": by}
+        if self.held is not None:
+            try:
+                self.held.mkdir(parents=True, exist_ok=True)
+                (self.held / held_name(key, result)).write_text(json.dumps(dict(record, state_file=str(state_file))))
+            except OSError as error:
+                return f"⚠ team store: the result is kept in .repro/ but could not be held for sharing ({_why(error)})"
+            return "team store: not shared yet, held until the check's kernels agree on it"
         try:
-            data = Path(state_file).read_bytes()
-            digest, _ = self.remote.put_blob(data)
-            record = {"format": FORMAT, "input_key": key, "class": self.class_facts, "class_id": self.class_id,
-                      "result": result, "epochs": list(epochs or []),
-                      "blobs": [{"role": "state", "digest": digest, "size": len(data)}],
-                      "env": env, "by": by,
-                      "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-            self.remote.put_record(self.identity.sign(record), self.class_id)
+            self.remote.put_record(self.identity.sign(_filed(record, Path(state_file), self.remote)), self.class_id)
         except OSError as error:
             return f"⚠ team store: the result is kept in .repro/ but was not shared ({_why(error)})"
         return f"team store: shared with {self.remote.url}, signed by this installation"
+
+
+def held_name(key: str, result: str) -> str:
+    """The file a held result waits in (``Sharing.held``)."""
+    return f"{key[:32]}-{str(result)[:32]}.json"
+
+
+def publish_held(held: Path, remote: TeamStore, identity) -> str:
+    """File the result held in ``held`` (by a check's kernel) to ``remote``, signed by ``identity``;
+    a one-line note. Called only for a result the check's kernels agreed on."""
+    try:
+        record = json.loads(held.read_text())
+        state_file = Path(record.pop("state_file"))
+        remote.put_record(identity.sign(_filed(record, state_file, remote)), record["class_id"])
+    except OSError as error:
+        return f"⚠ team store: not shared ({_why(error)})"
+    return f"team store: shared with {remote.url}, signed by this installation"
+
+
+def _filed(record: dict, state_file: Path, remote: TeamStore) -> dict:
+    """``record`` with its state's blob, put in ``remote`` first, and the time."""
+    data = state_file.read_bytes()
+    digest, _ = remote.put_blob(data)
+    return dict(record, blobs=[{"role": "state", "digest": digest, "size": len(data)}],
+                time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
 
 def _state_blob(record: dict) -> Optional[Tuple[str, int]]:

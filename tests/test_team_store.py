@@ -478,3 +478,38 @@ def test_a_check_shares_only_what_its_kernels_agreed_on(tmp_path, monkeypatch):
     again = laptop.fit(2)
     assert again.verdict.status == "cached" and again.fingerprint == report.fingerprint
 
+
+@pytest.mark.parametrize("refusal", ["409 EBUSY", "412 EINVAL", "412 FileExistsError"])
+def test_a_create_another_writer_won_counts_as_there_not_as_a_store_down(refusal):
+    """S3's answers to a conditional put that lost a race (409 ConditionalRequestConflict, 412
+    PreconditionFailed, as s3fs raises them) mean "it is there": the store stays up; the twin: an
+    I/O error is a store down."""
+    import errno
+
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from jupyter_repro.store.team import StoreDown, TeamStore
+
+    class Racing(MemoryFileSystem):
+        """Another writer creates the same bytes just before ours; ours is refused as S3 refuses it."""
+
+        raising = None
+
+        def pipe_file(self, path, value, mode="overwrite", **kwargs):
+            super().pipe_file(path, value, **kwargs)
+            raise self.raising
+
+    errors = {"409 EBUSY": OSError(errno.EBUSY, "ConditionalRequestConflict"),
+              "412 EINVAL": OSError(errno.EINVAL, "PreconditionFailed"),
+              "412 FileExistsError": FileExistsError(errno.EEXIST, "PreconditionFailed")}
+    store = TeamStore(f"memory://race-{refusal.replace(' ', '-')}/repro")
+    store.fs = Racing(skip_instance_cache=True)
+    store.fs.raising = errors[refusal]
+    digest, written = store.put_blob(b"state bytes")
+    assert not written and store.down is None
+    assert store.get_blob(digest) == b"state bytes"
+    store.fs.raising = OSError(errno.EIO, "connection reset")
+    with pytest.raises(StoreDown):
+        store.put_blob(b"other bytes")
+    assert "cannot be reached" in store.down
+

@@ -23,6 +23,7 @@ at once. Reading never trusts: ``get_blob`` re-hashes; records are verified by
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import hashlib
 import json
 import os
@@ -167,6 +168,26 @@ class TeamStore:
         except (TypeError, NotImplementedError) as error:  # never a write that could replace another's
             raise PermissionError(f"{type(self.fs).__name__} has no create-only write (fsspec's mode='create'), "
                                   "so nothing is shared through it; results are still read from it") from error
+        except OSError as error:
+            if self._lost_a_race(path, data, error):  # another writer's create of the same name: it is there
+                raise FileExistsError(errno.EEXIST, f"{path} exists (another writer's)") from error
+            raise
+
+    def _lost_a_race(self, path: str, data: bytes, error: OSError) -> bool:
+        """Whether a refused create-only write means "another writer created ``path``": S3 answers
+        409 ConditionalRequestConflict (s3fs: EBUSY) while a concurrent create is in flight, and
+        412 PreconditionFailed (EINVAL, or FileExistsError) once one landed. Names are content-
+        addressed, so the other write is these bytes; a 412's file is looked at (its size) first."""
+        if isinstance(error, (FileNotFoundError, PermissionError)):
+            return False
+        if isinstance(error, FileExistsError) or error.errno == errno.EBUSY:
+            return True
+        if error.errno != errno.EINVAL:
+            return False
+        try:
+            return self.fs.info(path).get("size") == len(data)
+        except OSError:
+            return False
 
 
 #: packages whose own exceptions mean "the store did not answer" (botocore's EndpointConnectionError

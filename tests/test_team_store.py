@@ -513,3 +513,28 @@ def test_a_create_another_writer_won_counts_as_there_not_as_a_store_down(refusal
         store.put_blob(b"other bytes")
     assert "cannot be reached" in store.down
 
+
+def test_the_trust_file_is_looked_for_up_to_the_repository_or_home_never_above(tmp_path, monkeypatch):
+    """A repro-trust.json planted above the home folder or the repository's root is not used;
+    outside both, none is found; the twin: one at the boundary is."""
+    from jupyter_repro.store.trust import FILE, find
+
+    planted = tmp_path / FILE
+    planted.write_text(json.dumps({"trusted": {}}))
+    home = tmp_path / "home" / "alice"
+    notebooks = home / "work" / "notebooks"
+    notebooks.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    assert find(notebooks) is None                            # tmp_path is above home
+    (home / FILE).write_text(json.dumps({"trusted": {}}))
+    assert find(notebooks) == home / FILE
+    repository = tmp_path / "srv" / "repo"
+    (repository / ".git").mkdir(parents=True)
+    (repository / "nb").mkdir()
+    assert find(repository / "nb") is None                     # tmp_path is above the repository's root
+    (repository / FILE).write_text(json.dumps({"trusted": {}}))
+    assert find(repository / "nb") == repository / FILE
+    elsewhere = tmp_path / "shared" / "scratch"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / FILE).write_text(json.dumps({"trusted": {}}))
+    assert find(elsewhere) is None                             # under neither: only an explicit trust_file

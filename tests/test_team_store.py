@@ -335,7 +335,21 @@ def test_signatures_verify_only_unchanged_records_of_their_signer(tmp_path):
     assert Identity(tmp_path / "a").public == alice.public                  # the key is kept, not remade
     exported = tmp_path / "ci.key"
     exported.write_text(alice.export() + "\n")                             # a CI secret, as text
+    exported.chmod(0o640)
+    with pytest.raises(ReproError, match=r"can be read by others \(mode 640\).*chmod 600") as refused:
+        Identity(exported).public                                           # a private key others may read
+    assert len(str(refused.value).splitlines()) == 1
+    exported.chmod(0o600)
     assert Identity(exported).public == alice.public
+
+
+def test_trust_add_keeps_this_installations_own_key(tmp_path):
+    from jupyter_repro.store.keys import Identity
+    from jupyter_repro.store.trust import SELF, Trust
+
+    own, ci = Identity(tmp_path / "own.key").public, Identity(tmp_path / "ci.key").public
+    added = Trust.load(tmp_path / "repro-trust.json", own=own).add("ci", ci)
+    assert added.name_of(ci) == "ci" and added.name_of(own) == SELF
 
 
 def test_cli_key_show_export_and_trust(tmp_path, capsys, monkeypatch):

@@ -53,7 +53,7 @@ class Trust:
     """The names and public keys whose records replay, and this installation's own."""
 
     def __init__(self, keys: Dict[str, str], path: Optional[Path] = None, own: Optional[str] = None):
-        self.path, self.keys = path, dict(keys)
+        self.path, self.keys, self.own = path, dict(keys), own
         self.names = {key: name for name, key in self.keys.items()}
         if own is not None:
             self.names.setdefault(own, SELF)
@@ -89,7 +89,7 @@ class Trust:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(self.path) as handle:
             handle.write((json.dumps({"trusted": keys}, indent=2, sort_keys=True) + "\n").encode())
-        return Trust(keys, self.path)
+        return Trust(keys, self.path, self.own)
 
 
 def _checked_name(name) -> str:

@@ -552,3 +552,29 @@ def test_the_trust_file_is_looked_for_up_to_the_repository_or_home_never_above(t
     elsewhere.mkdir(parents=True)
     (elsewhere / FILE).write_text(json.dumps({"trusted": {}}))
     assert find(elsewhere) is None                             # under neither: only an explicit trust_file
+
+
+def test_a_result_from_another_jupyter_repro_version_trains_and_says_so(tmp_path, monkeypatch):
+    """The class holds jupyter_repro's version (and Python's, and the OS): a record another version
+    wrote is not replayed, and the reason names the version; the twin: the same version replays."""
+    from jupyter_repro.run import environment
+
+    team = (folder_url(tmp_path / "drive"), {})
+    alice, bob = Person(tmp_path, "alice", team), Person(tmp_path, "bob", team)
+    bob.trust(alice=alice)
+    real = environment.collect
+    here = real()["jupyter_repro"]
+    monkeypatch.setattr(environment, "collect", lambda: dict(real(), jupyter_repro="0.0.1-older"))
+    alice.fit(2)
+    monkeypatch.setattr(environment, "collect", real)
+    report = bob.fit(2)
+    assert report.verdict.status == "first"
+    assert any(f"computed by alice on another environment: jupyter_repro 0.0.1-older → {here}" in n
+               for n in report.notes), report.notes
+    alice.fit(3)
+    assert bob.fit(3).verdict.status == "cached"
+    from jupyter_repro.run.bits_class import facts
+
+    native = facts(real())
+    assert {"jupyter_repro", "python", "platform"} <= set(native)
+    assert {"jupyter_repro", "python", "platform"} <= set(facts(real(), portable_floor="x86-64 with AVX"))

@@ -179,7 +179,7 @@ def test_two_trusted_records_that_disagree_are_reported_not_resolved(team, tmp_p
     shared = alice.fit(2)
     state = next((alice.installation.folder / ".repro" / "states").glob("*.safetensors"))
     other_epochs = list(shared.epochs[:1]) + ["0" * 32] * (len(shared.epochs) - 1)
-    note = bob.session.team_sharing().publish(str(state), shared.inputs.key, "f" * 32, other_epochs,
+    note = bob.session.team_sharing().publish(str(state), shared.inputs.key, shared.inputs.parts, "f" * 32, other_epochs,
                                               {}, "bob@elsewhere")
     assert note.startswith("team store: shared")
     report = carol.fit(2)
@@ -198,7 +198,7 @@ identity.public
 blob = bytes(range(256)) * 4096                     # the same state, from every writer
 time.sleep(max(0.0, start - time.time()))           # all at once
 digest, _ = store.put_blob(blob)
-record = {"format": "jupyter-repro team record 1", "input_key": "k" * 32, "class": {}, "class_id": "c" * 16,
+record = {"format": "jupyter-repro team record 2", "input_key": "k" * 32, "team_key": "t" * 64, "class": {}, "class_id": "c" * 16,
           "result": "r" * 32, "blobs": [{"role": "state", "digest": digest, "size": len(blob)}],
           "by": f"writer {os.getpid()}", "time": "2026-12-07T00:00:00+00:00"}
 print(store.put_record(identity.sign(record), "c" * 16))
@@ -217,7 +217,7 @@ def test_eight_writers_of_one_key_at_once_leave_one_whole_record_each(team, tmp_
     outputs = [writer.communicate(timeout=120) for writer in writers]
     assert [writer.returncode for writer in writers] == [0] * 8, [err[-2000:] for _, err in outputs]
     store = TeamStore(url, 20.0, options)
-    records = store.records("k" * 32)
+    records = store.records("t" * 64)
     assert len(records) == 8 and sorted(name for name, _ in records) == sorted(out.strip() for out, _ in outputs)
     parsed = [json.loads(data) for _, data in records]
     assert all(keys.verifies(record) for record in parsed)
@@ -237,8 +237,8 @@ def test_a_store_lost_mid_run_keeps_the_result_locally_and_says_what_was_not_sha
         person = Person(tmp_path, "alice", (new_bucket(endpoint), s3_options(endpoint)), timeout=3.0)
         find = Sharing.find
 
-        def then_lost(self, key):  # the store answers the look-up, then goes away before the result is shared
-            found = find(self, key)
+        def then_lost(self, key, parts):  # the store answers the look-up, then goes away before the result is shared
+            found = find(self, key, parts)
             if how == "unreachable":
                 server.stop()
             else:
@@ -578,3 +578,23 @@ def test_a_result_from_another_jupyter_repro_version_trains_and_says_so(tmp_path
     native = facts(real())
     assert {"jupyter_repro", "python", "platform"} <= set(native)
     assert {"jupyter_repro", "python", "platform"} <= set(facts(real(), portable_floor="x86-64 with AVX"))
+
+
+def test_a_record_whose_xxh3_input_key_collides_is_not_replayed_for_other_inputs(tmp_path, monkeypatch):
+    """The input key is XXH3, which someone choosing inputs can make collide; a team record is filed
+    and checked under the SHA-256 of the inputs' parts too, so a collision replays nothing. Simulated:
+    every input key made equal; bob's other inputs (3 epochs) train instead of replaying alice's 2."""
+    from jupyter_repro.run import inputs
+
+    monkeypatch.setattr(inputs, "input_key", lambda parts: "c0111de" * 4 + "0000")
+    team = (folder_url(tmp_path / "drive"), {})
+    alice, bob = Person(tmp_path, "alice", team), Person(tmp_path, "bob", team)
+    bob.trust(alice=alice)
+    two = alice.fit(2)
+    three = bob.fit(3)
+    assert three.inputs.key == two.inputs.key                   # the collision
+    assert three.verdict.status == "first" and three.fingerprint != two.fingerprint
+    records = [json.loads(filesystem(team[0], {}).cat_file(path)) for path in files_under(team[0], {}, "records")]
+    assert len(records) == 2 and len({r["team_key"] for r in records}) == 2    # one folder per team key
+    assert inputs.team_key(two.inputs.parts) in {r["team_key"] for r in records}
+    assert bob.fit(2).verdict.status == "cached"                # the twin: the same inputs do replay

@@ -32,8 +32,9 @@ from typing import Dict, List, Optional, Tuple
 from ..store import keys
 from ..store.team import CorruptBlob, StoreDown, TeamStore
 from . import bits_class
+from .inputs import team_key
 
-FORMAT = "jupyter-repro team record 1"
+FORMAT = "jupyter-repro team record 2"  # 2: filed and checked under the SHA-256 team key too
 #: which refusal a one-line reason names first, when several records were refused
 _ORDER = ("disagree", "class", "tampered", "incomplete", "untrusted", "unsigned", "unreadable")
 
@@ -66,10 +67,12 @@ class Sharing:
         self._seen: List[dict] = []  # the verified records read for this key: publish skips a duplicate
 
     # -- reading ----------------------------------------------------------------------
-    def find(self, key: str) -> Optional[Shared]:
-        """A trusted, verified result for input key ``key`` in this class, or None (``reason`` says why)."""
+    def find(self, key: str, parts: Dict[str, str]) -> Optional[Shared]:
+        """A trusted, verified result for input key ``key`` (of the inputs' ``parts``) in this
+        class, or None (``reason`` says why). It is looked up by, and must sign, both ``key``
+        and the SHA-256 ``team_key`` of ``parts``."""
         refused: List[Tuple[str, str]] = []
-        candidates = self._candidates(key, refused)
+        candidates = self._candidates((key, team_key(parts)), refused)
         results = sorted({r["result"] for r in candidates})
         if len(results) > 1:
             self.reason = self._disagreement(candidates)
@@ -82,11 +85,11 @@ class Sharing:
         self.reason = _pick(refused) or "no one has shared a result for these inputs yet"
         return None
 
-    def _candidates(self, key: str, refused: List[Tuple[str, str]]) -> List[dict]:
+    def _candidates(self, key: Tuple[str, str], refused: List[Tuple[str, str]]) -> List[dict]:
         seen: Dict[str, bytes] = {}
         for store in (self.mirror, self.remote):
             try:
-                seen.update((name, data) for name, data in store.records(key) if name not in seen)
+                seen.update((name, data) for name, data in store.records(key[1]) if name not in seen)
             except OSError as error:  # down, or no right to read it
                 refused.append(("unreadable", f"team store not read: {_why(error)}"))
         candidates = []
@@ -98,7 +101,7 @@ class Sharing:
                 refused.append((kind, outcome))
         return candidates
 
-    def _judge(self, data: bytes, key: str):
+    def _judge(self, data: bytes, key: Tuple[str, str]):
         """(None, record) for one to consider, else (kind of refusal, its reason)."""
         try:
             record = json.loads(data)
@@ -106,7 +109,7 @@ class Sharing:
             return "unreadable", "a record in the team store is not JSON (damaged)"
         if not isinstance(record, dict) or "signature" not in record:
             return "unsigned", "the team store's record is not signed"
-        if not keys.verifies(record) or record.get("input_key") != key:
+        if not keys.verifies(record) or (record.get("input_key"), record.get("team_key")) != key:
             return "tampered", "the team store's record was tampered with (its signature does not verify)"
         if record.get("format") != FORMAT or _state_blob(record) is None or not isinstance(record.get("result"), str):
             return "unreadable", f"a signed record in the team store is not in the format this version reads ({FORMAT})"
@@ -164,13 +167,15 @@ class Sharing:
                 "neither was replayed")
 
     # -- writing ----------------------------------------------------------------------
-    def publish(self, state_file: str, key: str, result: str, epochs, env: dict, by: str = "?") -> str:
-        """Share the state stored at ``state_file`` for input key ``key``; a one-line note."""
+    def publish(self, state_file: str, key: str, parts: Dict[str, str], result: str, epochs, env: dict,
+                by: str = "?") -> str:
+        """Share the state stored at ``state_file`` for input key ``key`` (of the inputs' ``parts``);
+        a one-line note."""
         mine = self.identity.public
         if any(r["signer"] == mine and r["result"] == result and r.get("class_id") == self.class_id
                for r in self._seen):
             return "team store: already shared by this installation"
-        record = {"format": FORMAT, "input_key": key, "class": self.class_facts, "class_id": self.class_id,
+        record = {"format": FORMAT, "input_key": key, "team_key": team_key(parts), "class": self.class_facts, "class_id": self.class_id,
                   "result": result, "epochs": list(epochs or []), "env": env, "by": by}
         if self.held is not None:
             try:

@@ -4,15 +4,17 @@ The layout is a build cache's (Bazel's content-addressable store and action cach
 run-cache), under the URL's prefix::
 
     blobs/sha256/ab/abcdef…          a stored state file, named by the SHA-256 of its bytes
-    records/KEY/CLASS-DIGEST.json    inputs' key, environment class → result, blobs, signer
+    records/KEY/CLASS-DIGEST.json    inputs' keys, environment class → result, blobs, signer
 
 Nothing is ever overwritten or deleted: every write is create-only (an S3 conditional put,
 ``IfNoneMatch: *``; ``O_EXCL``/``link`` on a drive), so a blob, once there, is the bytes
 its name says, and a record, once there, is the record its name says (it is named by the
 SHA-256 of its own bytes). Many writers of one key each leave their own record, whole;
 the same blob written twice is the same bytes, and the second write finds it there.
-SHA-256, not XXH3: a record signs a digest, which must be one an attacker cannot match
-with other bytes.
+SHA-256, not XXH3, for what a record signs and is filed under: the blob's digest and the
+team key (``run/inputs.team_key``: SHA-256 over the inputs' part fingerprints, ``KEY``
+above), which must be digests an attacker cannot match with other bytes. The part
+fingerprints themselves are XXH3 (see docs/team-store.md on what that leaves open).
 
 Every call is bounded by ``timeout`` seconds (plus the time to move a blob at 5 MB/s): an
 unreachable store costs a fit that long once, then ``down`` says why and later calls fail
@@ -136,14 +138,14 @@ class TeamStore:
         data = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
         name = f"{prefix}-{digest_of(data)[:32]}.json"
         try:
-            self._bounded(self._create, self._path("records", record["input_key"][:32], name), data)
+            self._bounded(self._create, self._path("records", record["team_key"], name), data)
         except FileExistsError:  # the same bytes, written before
             pass
         return name
 
     def records(self, key: str) -> List[Tuple[str, bytes]]:
-        """(name, bytes) of every record stored for input key ``key``."""
-        return self._bounded(self._records, self._path("records", key[:32]))
+        """(name, bytes) of every record stored under team key ``key`` (``run/inputs.team_key``)."""
+        return self._bounded(self._records, self._path("records", key))
 
     def _records(self, folder: str) -> List[Tuple[str, bytes]]:
         self.fs.invalidate_cache(folder)  # s3fs caches listings: another writer's records would not show

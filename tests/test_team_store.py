@@ -323,6 +323,30 @@ def test_a_store_url_as_the_store_keeps_repro_local(tmp_path):
     assert (Session(store=".repro").team_store, Session(store="").store) == ("", "")
 
 
+def test_a_store_set_back_to_a_path_turns_the_urls_team_store_off_and_the_magics_mirror_it(tmp_path, ip):
+    """store = URL shares through it; store = a path again ends that, and the magics' team_store
+    trait says what the session does; the twin: a team store named as such stays."""
+    from jupyter_repro import Session
+
+    drive = folder_url(tmp_path / "drive")
+    session = Session(store=str(tmp_path / "a"))
+    session.store = drive
+    assert session.team_store == drive
+    session.store = str(tmp_path / "b")
+    assert (session.store, session.team_store) == (str(tmp_path / "b"), "")
+    named = Session(store=str(tmp_path / "a"), team_store=drive)
+    named.store = str(tmp_path / "b")
+    assert named.team_store == drive                          # named as the team store: kept
+    magics = ip.magics_manager.registry["ReproMagics"]
+    ip.run_line_magic("config", f"ReproMagics.store = {drive!r}")
+    assert (magics.team_store, magics.session.team_store, magics.session.store) == (drive, drive, ".repro")
+    ip.run_line_magic("config", f"ReproMagics.store = {str(tmp_path / 'c')!r}")
+    assert (magics.team_store, magics.session.team_store) == ("", "")
+    magics.team_store = drive
+    ip.run_line_magic("config", f"ReproMagics.store = {str(tmp_path / 'd')!r}")
+    assert (magics.team_store, magics.session.team_store) == (drive, drive)
+
+
 def test_signatures_verify_only_unchanged_records_of_their_signer(tmp_path):
     from jupyter_repro.store.keys import Identity, verifies
 

@@ -98,7 +98,8 @@ class Session:
     @property
     def store(self) -> Optional[str]:
         """The local store (``.repro``): ledger, snapshots, states. Set to a URL, it sets
-        ``team_store`` to it, and the local store to ``.repro``."""
+        ``team_store`` to it, and the local store to ``.repro``; set back to a path, it turns
+        that team store off again (one named as ``team_store`` stays)."""
         return self._store
 
     @store.setter
@@ -107,6 +108,9 @@ class Session:
 
         if is_url(value):
             self.team_store, value = value, ".repro"
+            self._team_from_store = True
+        elif getattr(self, "_team_from_store", False):  # a path after a URL: the URL's sharing ends too
+            self.team_store = ""
         self._store = value
 
     @property
@@ -116,7 +120,7 @@ class Session:
 
     @team_store.setter
     def team_store(self, value) -> None:
-        self._team_store = value or ""
+        self._team_store, self._team_from_store = value or "", False  # named itself: a local store keeps it
         if self._team_store:  # opened now: a missing package is said at once, and its client warms up meanwhile
             self._opened(self._team_store, self.team_timeout, self.team_options)
 

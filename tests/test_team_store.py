@@ -481,6 +481,9 @@ def test_a_check_whose_kernels_both_replayed_is_not_verified(tmp_path):
     assert not check.outcome(cell).ok
     assert any("not verified: replayed" in p for p in check.outcome(cell).problems), check.outcome(cell).problems
     assert "✓" not in check.table().splitlines()[-1]
+    own = dict(by_ci, cached_from=1)                          # each kernel's cache: its own earlier fit, compared
+    check, cell = _check_of([[own], [own]])
+    assert check.outcome(cell).ok, check.outcome(cell).problems
     check, cell = _check_of([[replayed], [by_ci]])            # kernel 2 trained: a real comparison
     assert check.outcome(cell).ok, check.outcome(cell).problems
     other = dict(by_ci, result="0" * 32)                      # kernel 2 trained other bits: the replay is caught

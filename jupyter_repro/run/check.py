@@ -438,7 +438,7 @@ class Check:
 
 
 def _replays(fits: List[List[dict]]) -> List[str]:
-    """"kernel 2: replayed — computed by ci on 2026-12-05 (native)": fits a team store handed over."""
+    """"kernel 1: fit 1 replayed — computed by ci on 2026-12-05 (native)": fits a team store handed over."""
     from .verdict import computed_by
 
     return [f"kernel {number}: fit {index} replayed — {computed_by(fit['computed_by'])}"
@@ -447,8 +447,10 @@ def _replays(fits: List[List[dict]]) -> List[str]:
 
 
 def replayed(fit: dict) -> bool:
-    """Whether a kernel's fit was replayed (from the team store, or the kernel's own cache), not trained."""
-    return isinstance(fit.get("computed_by"), dict) or fit.get("cached_from") is not None
+    """Whether a kernel's fit was replayed from elsewhere (the team store), not computed in this
+    check. A check kernel's own store starts empty, so a fit it replayed from its cache
+    (``cached_from``) is one it trained earlier in the same run, compared there."""
+    return isinstance(fit.get("computed_by"), dict)
 
 
 def _both_replayed(reference: List[dict], fits: List[dict], number: int) -> List[str]:

@@ -104,6 +104,10 @@ class ReproMagics(Magics):
     key_file = Unicode("", help=(
         "This installation's ed25519 key, made on first use. Empty: $JUPYTER_REPRO_KEY_FILE, "
         "else the Jupyter data dir's. CI points it at its key, kept as a secret.")).tag(config=True)
+    team_publish = Bool(True, help=(
+        "Whether --cache fits share their results in the team store. False (jupyter-repro check's "
+        "kernels): results wait in the store's team-held/ folder, and check shares those its kernels "
+        "agreed on.")).tag(config=True)
     team_timeout = Float(2.0, help=(
         "Seconds the team store may take to answer; one that does not is left alone for the "
         "rest of the session (the fit trains, its result kept in .repro/).")).tag(config=True)
@@ -119,15 +123,17 @@ class ReproMagics(Magics):
 
     def __init__(self, shell=None, **kwargs):
         self._syncing = False
+        self._mirroring = False  # team_store being set from the session's, not by the user
         self.session = Session(seeder=Seeder())  # before traitlets load config, which may seed
         super().__init__(shell=shell, **kwargs)
         self.seeder.reseed_cells = self.reseed_cells
         self.session.store, self.session.cache_max_bytes = self.store, self.cache_max_bytes
         self.session.snapshot_memory_max_bytes = self.snapshot_memory_max_bytes
-        if self.team_store:
+        if self.team_store and self.team_store != self.session.team_store:
             self.session.team_store = self.team_store
+        self._mirror_team_store()
         self.session.trust_file, self.session.key_file = self.trust_file or None, self.key_file or None
-        self.session.team_timeout = self.team_timeout
+        self.session.team_timeout, self.session.team_publish = self.team_timeout, self.team_publish
 
     @property
     def seeder(self) -> Seeder:
@@ -179,9 +185,22 @@ class ReproMagics(Magics):
     def _reseed_cells_changed(self, change):
         self.seeder.reseed_cells = change.new
 
-    @observe("store", "cache_max_bytes", "snapshot_memory_max_bytes", "team_store", "team_timeout")
+    @observe("store", "cache_max_bytes", "snapshot_memory_max_bytes", "team_store", "team_timeout", "team_publish")
     def _store_changed(self, change):
+        if self._mirroring:
+            return
         setattr(self.session, change.name, change.new)
+        if change.name == "store":
+            self._mirror_team_store()
+
+    def _mirror_team_store(self) -> None:
+        """``team_store`` as the session has it: a store URL sets it, a path after one clears it."""
+        if self.team_store != self.session.team_store:
+            self._mirroring = True
+            try:
+                self.team_store = self.session.team_store
+            finally:
+                self._mirroring = False
 
     @observe("trust_file", "key_file")
     def _team_file_changed(self, change):

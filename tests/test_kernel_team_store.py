@@ -59,6 +59,7 @@ def test_ci_fits_a_laptop_trusting_ci_replays_it_bit_identical_and_untrusted_tra
         assert "run #1: first run with these inputs" in out and "replayed" not in out
         assert "signed by a key not in the trust file" in out, out
         assert untrusted == by_ci[3]                          # the same bits, trained here
+        (laptop / ".git").mkdir()                             # the laptop's clone: its trust file is found
         (laptop / "repro-trust.json").write_text(json.dumps({"trusted": {"ci": ci_public}}))
         out, replayed = fit(kernel, 2)
         assert "run #2: replayed — computed by ci on " in out and "(native) ✓" in out, out
@@ -68,10 +69,12 @@ def test_ci_fits_a_laptop_trusting_ci_replays_it_bit_identical_and_untrusted_tra
         assert "computed by" in history and "ci" in history.splitlines()[-1]
 
 
-def test_check_with_a_team_store_shares_cis_fits_and_a_trusting_check_replays_them(tmp_path):
-    """``jupyter-repro check --team-store``: CI's run shares what its first kernel fits (its second
-    kernel replays it, as this installation's); a check under another key that trusts ci replays
-    ci's fits in both kernels, and the table names who computed them."""
+def test_check_with_a_team_store_trains_in_every_kernel_but_the_first_and_shares_what_agreed(tmp_path):
+    """``jupyter-repro check --team-store``: only kernel 1 may replay from the team store; the
+    others train, so a replay is compared with a fit trained here. CI's run trains in both
+    kernels and shares the fit once they agree; a check under another key that trusts ci
+    replays ci's fit in kernel 1 only, and kernel 2's training confirms it (before, both
+    kernels replayed ci's state and compared it with its own copy)."""
     import subprocess
     import sys
 
@@ -98,12 +101,15 @@ def test_check_with_a_team_store_shares_cis_fits_and_a_trusting_check_replays_th
 
     by_ci = check("ci.key")
     assert by_ci.returncode == 0, by_ci.stdout + by_ci.stderr
-    assert "kernel 2: fit 1 replayed — computed by this installation on " in by_ci.stdout, by_ci.stdout
-    assert "kernel 1: fit 1 replayed" not in by_ci.stdout
+    assert "replayed" not in by_ci.stdout, by_ci.stdout                 # both kernels trained
+    assert "team store: shared with file://" in by_ci.stdout, by_ci.stdout
     from jupyter_repro.store.keys import Identity
 
+    (folder / ".git").mkdir()                                # the repository the trust file is committed in
     (folder / "repro-trust.json").write_text(json.dumps({"trusted": {"ci": Identity(tmp_path / "ci.key").public}}))
     laptop = check("laptop.key")
     assert laptop.returncode == 0, laptop.stdout + laptop.stderr
-    for number in (1, 2):
-        assert f"kernel {number}: fit 1 replayed — computed by ci on " in laptop.stdout, laptop.stdout
+    assert "kernel 1: fit 1 replayed — computed by ci on " in laptop.stdout, laptop.stdout
+    assert "kernel 2: fit 1 replayed" not in laptop.stdout, laptop.stdout   # trained, and compared
+    assert "identical in 2 kernels" in laptop.stdout
+    assert "shared with" not in laptop.stdout                            # a replay is not shared again

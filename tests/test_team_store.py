@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,7 +179,7 @@ def test_two_trusted_records_that_disagree_are_reported_not_resolved(team, tmp_p
     shared = alice.fit(2)
     state = next((alice.installation.folder / ".repro" / "states").glob("*.safetensors"))
     other_epochs = list(shared.epochs[:1]) + ["0" * 32] * (len(shared.epochs) - 1)
-    note = bob.session.team_sharing().publish(str(state), shared.inputs.key, "f" * 32, other_epochs,
+    note = bob.session.team_sharing().publish(str(state), shared.inputs.key, shared.inputs.parts, "f" * 32, other_epochs,
                                               {}, "bob@elsewhere")
     assert note.startswith("team store: shared")
     report = carol.fit(2)
@@ -197,7 +198,7 @@ identity.public
 blob = bytes(range(256)) * 4096                     # the same state, from every writer
 time.sleep(max(0.0, start - time.time()))           # all at once
 digest, _ = store.put_blob(blob)
-record = {"format": "jupyter-repro team record 1", "input_key": "k" * 32, "class": {}, "class_id": "c" * 16,
+record = {"format": "jupyter-repro team record 2", "input_key": "k" * 32, "team_key": "t" * 64, "class": {}, "class_id": "c" * 16,
           "result": "r" * 32, "blobs": [{"role": "state", "digest": digest, "size": len(blob)}],
           "by": f"writer {os.getpid()}", "time": "2026-12-07T00:00:00+00:00"}
 print(store.put_record(identity.sign(record), "c" * 16))
@@ -216,7 +217,7 @@ def test_eight_writers_of_one_key_at_once_leave_one_whole_record_each(team, tmp_
     outputs = [writer.communicate(timeout=120) for writer in writers]
     assert [writer.returncode for writer in writers] == [0] * 8, [err[-2000:] for _, err in outputs]
     store = TeamStore(url, 20.0, options)
-    records = store.records("k" * 32)
+    records = store.records("t" * 64)
     assert len(records) == 8 and sorted(name for name, _ in records) == sorted(out.strip() for out, _ in outputs)
     parsed = [json.loads(data) for _, data in records]
     assert all(keys.verifies(record) for record in parsed)
@@ -236,8 +237,8 @@ def test_a_store_lost_mid_run_keeps_the_result_locally_and_says_what_was_not_sha
         person = Person(tmp_path, "alice", (new_bucket(endpoint), s3_options(endpoint)), timeout=3.0)
         find = Sharing.find
 
-        def then_lost(self, key):  # the store answers the look-up, then goes away before the result is shared
-            found = find(self, key)
+        def then_lost(self, key, parts):  # the store answers the look-up, then goes away before the result is shared
+            found = find(self, key, parts)
             if how == "unreachable":
                 server.stop()
             else:
@@ -322,6 +323,30 @@ def test_a_store_url_as_the_store_keeps_repro_local(tmp_path):
     assert (Session(store=".repro").team_store, Session(store="").store) == ("", "")
 
 
+def test_a_store_set_back_to_a_path_turns_the_urls_team_store_off_and_the_magics_mirror_it(tmp_path, ip):
+    """store = URL shares through it; store = a path again ends that, and the magics' team_store
+    trait says what the session does; the twin: a team store named as such stays."""
+    from jupyter_repro import Session
+
+    drive = folder_url(tmp_path / "drive")
+    session = Session(store=str(tmp_path / "a"))
+    session.store = drive
+    assert session.team_store == drive
+    session.store = str(tmp_path / "b")
+    assert (session.store, session.team_store) == (str(tmp_path / "b"), "")
+    named = Session(store=str(tmp_path / "a"), team_store=drive)
+    named.store = str(tmp_path / "b")
+    assert named.team_store == drive                          # named as the team store: kept
+    magics = ip.magics_manager.registry["ReproMagics"]
+    ip.run_line_magic("config", f"ReproMagics.store = {drive!r}")
+    assert (magics.team_store, magics.session.team_store, magics.session.store) == (drive, drive, ".repro")
+    ip.run_line_magic("config", f"ReproMagics.store = {str(tmp_path / 'c')!r}")
+    assert (magics.team_store, magics.session.team_store) == ("", "")
+    magics.team_store = drive
+    ip.run_line_magic("config", f"ReproMagics.store = {str(tmp_path / 'd')!r}")
+    assert (magics.team_store, magics.session.team_store) == (drive, drive)
+
+
 def test_signatures_verify_only_unchanged_records_of_their_signer(tmp_path):
     from jupyter_repro.store.keys import Identity, verifies
 
@@ -334,7 +359,21 @@ def test_signatures_verify_only_unchanged_records_of_their_signer(tmp_path):
     assert Identity(tmp_path / "a").public == alice.public                  # the key is kept, not remade
     exported = tmp_path / "ci.key"
     exported.write_text(alice.export() + "\n")                             # a CI secret, as text
+    exported.chmod(0o640)
+    with pytest.raises(ReproError, match=r"can be read by others \(mode 640\).*chmod 600") as refused:
+        Identity(exported).public                                           # a private key others may read
+    assert len(str(refused.value).splitlines()) == 1
+    exported.chmod(0o600)
     assert Identity(exported).public == alice.public
+
+
+def test_trust_add_keeps_this_installations_own_key(tmp_path):
+    from jupyter_repro.store.keys import Identity
+    from jupyter_repro.store.trust import SELF, Trust
+
+    own, ci = Identity(tmp_path / "own.key").public, Identity(tmp_path / "ci.key").public
+    added = Trust.load(tmp_path / "repro-trust.json", own=own).add("ci", ci)
+    assert added.name_of(ci) == "ci" and added.name_of(own) == SELF
 
 
 def test_cli_key_show_export_and_trust(tmp_path, capsys, monkeypatch):
@@ -417,3 +456,172 @@ def test_a_backend_without_create_only_writes_is_read_but_never_written(tmp_path
     assert report.verdict.status == "first"
     assert any("has no create-only write (fsspec's mode='create'), so nothing is shared" in n for n in report.notes)
     assert files_under(folder_url(tmp_path / "drive"), {}, "blobs") == []
+
+
+def _check_of(fits_by_kernel, runs=2):
+    from jupyter_repro.run.check import Cell, Check, KernelRun
+
+    cell = Cell(4, "%%repro_fit model --cache\nmodel.fit(X, Y)")
+    return Check(Path("fit.ipynb"), [cell], runs, "kernels",
+                 kernels=[KernelRun(fits={4: list(fits)}) for fits in fits_by_kernel]), cell
+
+
+def test_a_check_whose_kernels_both_replayed_is_not_verified(tmp_path):
+    """Two replays compare a stored result with its copy: "not verified: replayed", never a pass;
+    the twin: a replay against a kernel that trained the same result passes, and one that trained
+    another fails (what used to pass by replaying ci's state in every kernel)."""
+    team = (folder_url(tmp_path / "drive"), {})
+    ci, laptop = Person(tmp_path, "ci", team), Person(tmp_path, "laptop", team)
+    laptop.trust(ci=ci)
+    trained = ci.fit(2)
+    replay = laptop.fit(2)
+    assert replay.verdict.status == "cached"
+    by_ci, replayed = ci.session.ledger.records()[-1], laptop.session.ledger.records()[-1]
+    check, cell = _check_of([[replayed], [replayed]])
+    assert not check.outcome(cell).ok
+    assert any("not verified: replayed" in p for p in check.outcome(cell).problems), check.outcome(cell).problems
+    assert "✓" not in check.table().splitlines()[-1]
+    own = dict(by_ci, cached_from=1)                          # each kernel's cache: its own earlier fit, compared
+    check, cell = _check_of([[own], [own]])
+    assert check.outcome(cell).ok, check.outcome(cell).problems
+    check, cell = _check_of([[replayed], [by_ci]])            # kernel 2 trained: a real comparison
+    assert check.outcome(cell).ok, check.outcome(cell).problems
+    other = dict(by_ci, result="0" * 32)                      # kernel 2 trained other bits: the replay is caught
+    check, cell = _check_of([[replayed], [other]])
+    assert any("result differs" in p for p in check.outcome(cell).problems)
+    assert trained.fingerprint == replay.fingerprint
+
+
+def test_a_check_shares_only_what_its_kernels_agreed_on(tmp_path, monkeypatch):
+    """A check's kernel holds its result back (team_publish off); ``share_agreed`` files it,
+    signed, only when the kernels agree, and never a replay."""
+    from jupyter_repro.run.check import share_agreed
+
+    url = folder_url(tmp_path / "drive")
+    ci = Person(tmp_path, "ci", (url, {}))
+    ci.session.team_publish = False
+    report = ci.fit(2)
+    assert any("held until the check's kernels agree" in n for n in report.notes), report.notes
+    assert files_under(url, {}, "records") == [] and files_under(url, {}, "blobs") == []
+    held = ci.installation.folder / ".repro" / "team-held"
+    monkeypatch.setenv("JUPYTER_REPRO_KEY_FILE", str(ci.installation.key_file))
+    fit = ci.session.ledger.records()[-1]
+    disagreeing, cell = _check_of([[fit], [dict(fit, result="0" * 32)]])
+    assert share_agreed(disagreeing, held, url) == []
+    assert files_under(url, {}, "records") == []              # the twin: nothing shared without agreement
+    agreed, cell = _check_of([[fit], [dict(fit)]])
+    (note,) = share_agreed(agreed, held, url)
+    assert "shared with" in note, note
+    (record,) = files_under(url, {}, "records")
+    assert json.loads(filesystem(url, {}).cat_file(record))["signer"] == ci.installation.public
+    laptop = Person(tmp_path, "laptop", (url, {}))
+    laptop.trust(ci=ci)
+    again = laptop.fit(2)
+    assert again.verdict.status == "cached" and again.fingerprint == report.fingerprint
+
+
+@pytest.mark.parametrize("refusal", ["409 EBUSY", "412 EINVAL", "412 FileExistsError"])
+def test_a_create_another_writer_won_counts_as_there_not_as_a_store_down(refusal):
+    """S3's answers to a conditional put that lost a race (409 ConditionalRequestConflict, 412
+    PreconditionFailed, as s3fs raises them) mean "it is there": the store stays up; the twin: an
+    I/O error is a store down."""
+    import errno
+
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from jupyter_repro.store.team import StoreDown, TeamStore
+
+    class Racing(MemoryFileSystem):
+        """Another writer creates the same bytes just before ours; ours is refused as S3 refuses it."""
+
+        raising = None
+
+        def pipe_file(self, path, value, mode="overwrite", **kwargs):
+            super().pipe_file(path, value, **kwargs)
+            raise self.raising
+
+    errors = {"409 EBUSY": OSError(errno.EBUSY, "ConditionalRequestConflict"),
+              "412 EINVAL": OSError(errno.EINVAL, "PreconditionFailed"),
+              "412 FileExistsError": FileExistsError(errno.EEXIST, "PreconditionFailed")}
+    store = TeamStore(f"memory://race-{refusal.replace(' ', '-')}/repro")
+    store.fs = Racing(skip_instance_cache=True)
+    store.fs.raising = errors[refusal]
+    digest, written = store.put_blob(b"state bytes")
+    assert not written and store.down is None
+    assert store.get_blob(digest) == b"state bytes"
+    store.fs.raising = OSError(errno.EIO, "connection reset")
+    with pytest.raises(StoreDown):
+        store.put_blob(b"other bytes")
+    assert "cannot be reached" in store.down
+
+
+def test_the_trust_file_is_looked_for_up_to_the_repository_or_home_never_above(tmp_path, monkeypatch):
+    """A repro-trust.json planted above the home folder or the repository's root is not used;
+    outside both, none is found; the twin: one at the boundary is."""
+    from jupyter_repro.store.trust import FILE, find
+
+    planted = tmp_path / FILE
+    planted.write_text(json.dumps({"trusted": {}}))
+    home = tmp_path / "home" / "alice"
+    notebooks = home / "work" / "notebooks"
+    notebooks.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    assert find(notebooks) is None                            # tmp_path is above home
+    (home / FILE).write_text(json.dumps({"trusted": {}}))
+    assert find(notebooks) == home / FILE
+    repository = tmp_path / "srv" / "repo"
+    (repository / ".git").mkdir(parents=True)
+    (repository / "nb").mkdir()
+    assert find(repository / "nb") is None                     # tmp_path is above the repository's root
+    (repository / FILE).write_text(json.dumps({"trusted": {}}))
+    assert find(repository / "nb") == repository / FILE
+    elsewhere = tmp_path / "shared" / "scratch"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / FILE).write_text(json.dumps({"trusted": {}}))
+    assert find(elsewhere) is None                             # under neither: only an explicit trust_file
+
+
+def test_a_result_from_another_jupyter_repro_version_trains_and_says_so(tmp_path, monkeypatch):
+    """The class holds jupyter_repro's version (and Python's, and the OS): a record another version
+    wrote is not replayed, and the reason names the version; the twin: the same version replays."""
+    from jupyter_repro.run import environment
+
+    team = (folder_url(tmp_path / "drive"), {})
+    alice, bob = Person(tmp_path, "alice", team), Person(tmp_path, "bob", team)
+    bob.trust(alice=alice)
+    real = environment.collect
+    here = real()["jupyter_repro"]
+    monkeypatch.setattr(environment, "collect", lambda: dict(real(), jupyter_repro="0.0.1-older"))
+    alice.fit(2)
+    monkeypatch.setattr(environment, "collect", real)
+    report = bob.fit(2)
+    assert report.verdict.status == "first"
+    assert any(f"computed by alice on another environment: jupyter_repro 0.0.1-older → {here}" in n
+               for n in report.notes), report.notes
+    alice.fit(3)
+    assert bob.fit(3).verdict.status == "cached"
+    from jupyter_repro.run.bits_class import facts
+
+    native = facts(real())
+    assert {"jupyter_repro", "python", "platform"} <= set(native)
+    assert {"jupyter_repro", "python", "platform"} <= set(facts(real(), portable_floor="x86-64 with AVX"))
+
+
+def test_a_record_whose_xxh3_input_key_collides_is_not_replayed_for_other_inputs(tmp_path, monkeypatch):
+    """The input key is XXH3, which someone choosing inputs can make collide; a team record is filed
+    and checked under the SHA-256 of the inputs' parts too, so a collision replays nothing. Simulated:
+    every input key made equal; bob's other inputs (3 epochs) train instead of replaying alice's 2."""
+    from jupyter_repro.run import inputs
+
+    monkeypatch.setattr(inputs, "input_key", lambda parts: "c0111de" * 4 + "0000")
+    team = (folder_url(tmp_path / "drive"), {})
+    alice, bob = Person(tmp_path, "alice", team), Person(tmp_path, "bob", team)
+    bob.trust(alice=alice)
+    two = alice.fit(2)
+    three = bob.fit(3)
+    assert three.inputs.key == two.inputs.key                   # the collision
+    assert three.verdict.status == "first" and three.fingerprint != two.fingerprint
+    records = [json.loads(filesystem(team[0], {}).cat_file(path)) for path in files_under(team[0], {}, "records")]
+    assert len(records) == 2 and len({r["team_key"] for r in records}) == 2    # one folder per team key
+    assert inputs.team_key(two.inputs.parts) in {r["team_key"] for r in records}
+    assert bob.fit(2).verdict.status == "cached"                # the twin: the same inputs do replay

@@ -1,7 +1,7 @@
 """Which environments give the same bits: the class a shared result is filed under.
 
 A result computed elsewhere may stand in for training here only where the same inputs
-give the same bytes: the same library versions and backend, the same devices and
+give the same bytes: the same jupyter-repro, Python, OS, library versions and backend, the same devices and
 determinism, and the same arithmetic. The arithmetic is the machine's as the ledger
 records it (``run/arithmetic.py``: instruction sets each library dispatches to, pins,
 threads), but not the CPU's name: two CPUs that dispatch alike compute alike. In the
@@ -25,7 +25,11 @@ from . import arithmetic
 _BACKEND_LIBRARIES = {"tensorflow": ("tensorflow", "cuda", "cudnn", "op determinism"),
                       "jax": ("jax", "jaxlib", "jax devices", "XLA_FLAGS"),
                       "torch": ("torch", "torch cuda", "torch devices", "torch deterministic algorithms")}
-_ALWAYS = ("numpy", "keras", "keras backend", "devices", "processes")
+#: jupyter_repro: what a record and its state file mean is this version's (a state from another
+#: may restore otherwise); python and platform (the OS and machine): the interpreter's and the C
+#: runtime's float arithmetic (math, libm) and the wheels' compilers are not held by the portable
+#: pins, which fix instruction sets only, so they count in both modes
+_ALWAYS = ("jupyter_repro", "python", "platform", "numpy", "keras", "keras backend", "devices", "processes")
 #: arithmetic facts that still count in the portable mode (the rest is held at the floor)
 _PORTABLE_ARITHMETIC = ("pins", "threads", "gpu driver")
 

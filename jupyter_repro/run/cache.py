@@ -226,7 +226,7 @@ class Replayer:
 
     def _from_team(self, key: str):
         """The History of a trusted result from the team store, restored into the model; or None."""
-        found = self.sharing.find(key)
+        found = self.sharing.find(key, self.inputs.parts)
         if found is None:
             return None
         try:
@@ -246,8 +246,9 @@ class Replayer:
     def share(self, manifest: dict, report, record: dict) -> None:
         """Publish the state just stored in ``.repro/`` to the team store; ``shared`` says how it went."""
         if self.sharing is not None:
-            self.shared = self.sharing.publish(manifest["manifest"], report.inputs.key, report.fingerprint,
-                                               report.epochs, record.get("env", {}), record.get("by", "?"))
+            self.shared = self.sharing.publish(manifest["manifest"], report.inputs.key, report.inputs.parts,
+                                               report.fingerprint, report.epochs, record.get("env", {}),
+                                               record.get("by", "?"))
 
     def _refusal(self, arguments: dict, observable) -> Optional[str]:
         if observable:

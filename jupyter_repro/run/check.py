@@ -239,7 +239,8 @@ class KernelRun:
 def run_in_kernel(path: Path, cells: Sequence[Cell], store: Path, kernel: str = "", timeout: int = 600,
                   overrides: Sequence[Override] = (), team_store: str = "") -> KernelRun:
     """Execute the notebook at ``path`` once, in a fresh kernel whose ledger is ``store``
-    (and which reads and writes the team store at ``team_store``, if one is named)."""
+    (and which reads the team store at ``team_store``, if one is named; what it would share
+    waits in ``store``'s ``team-held/`` for ``share_agreed``)."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellControlSignal
@@ -258,7 +259,8 @@ def run_in_kernel(path: Path, cells: Sequence[Cell], store: Path, kernel: str = 
     ledger, run, state = Ledger(store), KernelRun(), {"seen": 0, "cell": None}
     client = NotebookClient(notebook, kernel_name=kernel, timeout=timeout, startup_timeout=max(60, timeout),
                             extra_arguments=[f"--ReproMagics.store={store}", "--IPKernelApp.log_level=ERROR"]
-                            + ([f"--ReproMagics.team_store={team_store}"] if team_store else []),
+                            + ([f"--ReproMagics.team_store={team_store}", "--ReproMagics.team_publish=False"]
+                               if team_store else []),
                             resources={"metadata": {"path": str(path.parent.resolve())}})
 
     def starting(cell, cell_index):
@@ -322,6 +324,7 @@ class Check:
     overrides: Sequence[Override] = ()
     kernels: List[KernelRun] = field(default_factory=list)
     tolerance: Optional[Tolerance] = None  # a fit this close passes, said to be not bit-identical
+    shared: List[str] = field(default_factory=list)  # what was shared in the team store, once the kernels agreed
 
     @property
     def compares_kernels(self) -> bool:
@@ -362,6 +365,7 @@ class Check:
             return outcome
         if self.compares_kernels:
             for number, other in enumerate(fits[1:], 2):
+                outcome.problems += _both_replayed(fits[0], other, number)
                 outcome.problems += _compare(fits[0], other, f"kernel {number} vs kernel 1",
                                              tolerance=self.tolerance, notes=outcome.tolerated)
         if self.compares_saved:
@@ -393,7 +397,7 @@ class Check:
         return [self.outcome(cell) for cell in self.cells if cell.is_fit or cell.index in recorded]
 
     def table(self) -> str:
-        lines = [f"note: {note}" for note in self.notes]
+        lines = [f"note: {note}" for note in self.notes] + [f"note: {line}" for line in self.shared]
         outcomes = self.outcomes()
         for outcome in outcomes:
             if outcome.skipped:
@@ -434,12 +438,46 @@ class Check:
 
 
 def _replays(fits: List[List[dict]]) -> List[str]:
-    """"kernel 2: replayed — computed by ci on 2026-12-05 (native)": fits a team store handed over."""
+    """"kernel 1: fit 1 replayed — computed by ci on 2026-12-05 (native)": fits a team store handed over."""
     from .verdict import computed_by
 
     return [f"kernel {number}: fit {index} replayed — {computed_by(fit['computed_by'])}"
             for number, kernel in enumerate(fits, 1) for index, fit in enumerate(kernel, 1)
             if isinstance(fit.get("computed_by"), dict)]
+
+
+def replayed(fit: dict) -> bool:
+    """Whether a kernel's fit was replayed from elsewhere (the team store), not computed in this
+    check. A check kernel's own store starts empty, so a fit it replayed from its cache
+    (``cached_from``) is one it trained earlier in the same run, compared there."""
+    return isinstance(fit.get("computed_by"), dict)
+
+
+def _both_replayed(reference: List[dict], fits: List[dict], number: int) -> List[str]:
+    """A comparison of two replays compares a stored result with a copy of itself: never a pass."""
+    return [f"kernel {number} vs kernel 1{f', fit {index}' if len(fits) > 1 else ''}: not verified: replayed "
+            "(both kernels replayed a stored result; nothing was trained to compare)"
+            for index, (first, other) in enumerate(zip(reference, fits), 1) if replayed(first) and replayed(other)]
+
+
+def share_agreed(check: "Check", held: Path, team_store: str, options: Optional[dict] = None) -> List[str]:
+    """Share, signed by this installation, each result kernel 1 trained (it waits in ``held``,
+    see ``run/sharing.py``) whose cell the kernels agreed on; one note per result. A result
+    replayed, or not compared with another kernel's training, is not shared."""
+    from ..store.keys import Identity
+    from ..store.team import TeamStore
+    from .sharing import held_name, publish_held
+
+    if not (check.compares_kernels and check.runs > 1 and check.kernels):
+        return []
+    agreed = [o.cell for o in check.outcomes() if o.ok and not o.skipped and not o.tolerated]
+    todo = [fit for cell in agreed for fit in check.kernels[0].fits.get(cell.index, []) if not replayed(fit)]
+    waiting = [held / held_name(str(fit.get("input_key")), str(fit.get("result"))) for fit in todo]
+    waiting = [path for path in waiting if path.is_file()]
+    if not waiting:
+        return []
+    remote, identity = TeamStore(team_store, options=options), Identity()
+    return [f"{path.stem[:12]}: {publish_held(path, remote, identity)}" for path in waiting]
 
 
 def _compare(reference: List[dict], fits: List[dict], who: str, saved: bool = False,
@@ -549,7 +587,10 @@ def check_notebook(path: Path, runs: int = 2, kernel: str = "", timeout: int = 6
                    team_store: str = "") -> Check:
     """Execute ``path`` in ``runs`` fresh kernels (``kernel``: a kernelspec name, default
     the notebook's own) and collect each cell's fits; ``Check.outcome`` compares them.
-    ``team_store``: a URL the kernels' ``--cache`` fits read and (with a trusted key) write."""
+    ``team_store``: a URL kernel 1's ``--cache`` fits may replay from; the other kernels train
+    (they never read it), so a replay is compared with a fit trained here, and two replays are
+    never a pass. What kernel 1 trained is shared, signed with this installation's key, only
+    for the cells the kernels agreed on."""
     path = Path(path)
     validate(runs, against, overrides, timeout)
     cells = read_cells(read_notebook(path), path) if cells is None else cells
@@ -562,8 +603,10 @@ def check_notebook(path: Path, runs: int = 2, kernel: str = "", timeout: int = 6
             progress(f"kernel {number}/{runs}: executing {path.name} ...")
             try:
                 check.kernels.append(run_in_kernel(path, cells, Path(scratch) / f"kernel-{number}", kernel,
-                                                   timeout, overrides, team_store))
+                                                   timeout, overrides, team_store if number == 1 else ""))
             except NotebookFailed as error:
                 raise NotebookFailed(f"{path.name} did not run to the end in kernel {number}: {error.summary}",
                                      error.details) from error
+        if team_store:
+            check.shared = share_agreed(check, Path(scratch) / "kernel-1" / "team-held", team_store)
     return check

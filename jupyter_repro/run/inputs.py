@@ -23,6 +23,7 @@ then its part is the fingerprint of what the model saw.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional
@@ -42,8 +43,16 @@ IGNORED_ARGUMENTS = ("verbose",)  # does not change the result
 
 
 def input_key(parts: Dict[str, str]) -> str:
-    """What must be equal for two runs to be required to give the same result."""
+    """What must be equal for two runs to be required to give the same result (XXH3: fast,
+    not made to resist someone choosing inputs to collide; ``team_key`` is for that)."""
     return xxhash.xxh3_128_hexdigest(json.dumps(parts, sort_keys=True).encode())
+
+
+def team_key(parts: Dict[str, str]) -> str:
+    """The key a team store's record is filed and signed under: SHA-256 of the parts'
+    canonical JSON (sorted keys, compact), so no other parts can be made to give it. The
+    parts themselves are XXH3 fingerprints of the values (``values/fingerprint.py``)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def cell_hash(source: str) -> str:

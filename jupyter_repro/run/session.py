@@ -57,6 +57,7 @@ class Session:
         #: key file (None: the Jupyter data dir's, or $JUPYTER_REPRO_KEY_FILE), the team store's bound
         self.trust_file, self.key_file, self.team_timeout = trust_file, key_file, team_timeout
         self.team_options = dict(team_options or {})  # fsspec storage options (an endpoint, credentials)
+        self.team_publish = True  # False: results wait in .repro/team-held/ (check publishes those its kernels agree on)
         self._team_stores: Dict[tuple, object] = {}  # the TeamStores opened, kept: one found down stays down
         self._team = None  # this run's run/sharing.Sharing
         self.team_store = team_store  # before store: a URL given as the store sets it
@@ -97,7 +98,8 @@ class Session:
     @property
     def store(self) -> Optional[str]:
         """The local store (``.repro``): ledger, snapshots, states. Set to a URL, it sets
-        ``team_store`` to it, and the local store to ``.repro``."""
+        ``team_store`` to it, and the local store to ``.repro``; set back to a path, it turns
+        that team store off again (one named as ``team_store`` stays)."""
         return self._store
 
     @store.setter
@@ -106,6 +108,9 @@ class Session:
 
         if is_url(value):
             self.team_store, value = value, ".repro"
+            self._team_from_store = True
+        elif getattr(self, "_team_from_store", False):  # a path after a URL: the URL's sharing ends too
+            self.team_store = ""
         self._store = value
 
     @property
@@ -115,7 +120,7 @@ class Session:
 
     @team_store.setter
     def team_store(self, value) -> None:
-        self._team_store = value or ""
+        self._team_store, self._team_from_store = value or "", False  # named itself: a local store keeps it
         if self._team_store:  # opened now: a missing package is said at once, and its client warms up meanwhile
             self._opened(self._team_store, self.team_timeout, self.team_options)
 
@@ -138,7 +143,8 @@ class Session:
         trusted = trust.Trust.load(self.trust_file or trust.find("."), own=identity.public)
         remote = self._opened(self.team_store, self.team_timeout, self.team_options)
         mirror = self._opened(str(Path(self.store).resolve() / "team"), 60.0, {})
-        return Sharing(remote, mirror, identity, trusted, bits_class.facts(environment.collect(), self._floor()))
+        held = None if self.team_publish else Path(self.store).resolve() / "team-held"
+        return Sharing(remote, mirror, identity, trusted, bits_class.facts(environment.collect(), self._floor()), held)
 
     def _floor(self) -> str:
         """The portable mode's floor when every pin is in force, else ""."""

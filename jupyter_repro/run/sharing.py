@@ -16,7 +16,10 @@ team store) and replays one only when all of this holds; otherwise the fit train
 
 ``publish`` files a fit's stored state: the blob by digest, then a record signed with this
 installation's key. A store that is down or read-only costs only the sharing: the state
-stays in ``.repro/``, and the note says what was not shared.
+stays in ``.repro/``, and the note says what was not shared. Under ``jupyter-repro check``
+(``held``) nothing is published by the kernel: the unsigned record waits in ``held`` until
+the kernels agree, and ``publish_held`` then files it, so only a result computed twice
+and found identical is offered to the team.
 """
 from __future__ import annotations
 
@@ -29,8 +32,9 @@ from typing import Dict, List, Optional, Tuple
 from ..store import keys
 from ..store.team import CorruptBlob, StoreDown, TeamStore
 from . import bits_class
+from .inputs import team_key
 
-FORMAT = "jupyter-repro team record 1"
+FORMAT = "jupyter-repro team record 2"  # 2: filed and checked under the SHA-256 team key too
 #: which refusal a one-line reason names first, when several records were refused
 _ORDER = ("disagree", "class", "tampered", "incomplete", "untrusted", "unsigned", "unreadable")
 
@@ -54,17 +58,21 @@ class Shared:
 class Sharing:
     """The team store as one run sees it: the remote store, the local copy, who we are, whom we trust."""
 
-    def __init__(self, remote: TeamStore, mirror: TeamStore, identity, trust, class_facts: Dict[str, str]):
+    def __init__(self, remote: TeamStore, mirror: TeamStore, identity, trust, class_facts: Dict[str, str],
+                 held: Optional[Path] = None):
         self.remote, self.mirror, self.identity, self.trust = remote, mirror, identity, trust
+        self.held = held  # a folder: results wait there, unsigned, for publish_held (a check's kernels agreeing)
         self.class_facts, self.class_id = class_facts, bits_class.class_id(class_facts)
         self.reason: Optional[str] = None
         self._seen: List[dict] = []  # the verified records read for this key: publish skips a duplicate
 
     # -- reading ----------------------------------------------------------------------
-    def find(self, key: str) -> Optional[Shared]:
-        """A trusted, verified result for input key ``key`` in this class, or None (``reason`` says why)."""
+    def find(self, key: str, parts: Dict[str, str]) -> Optional[Shared]:
+        """A trusted, verified result for input key ``key`` (of the inputs' ``parts``) in this
+        class, or None (``reason`` says why). It is looked up by, and must sign, both ``key``
+        and the SHA-256 ``team_key`` of ``parts``."""
         refused: List[Tuple[str, str]] = []
-        candidates = self._candidates(key, refused)
+        candidates = self._candidates((key, team_key(parts)), refused)
         results = sorted({r["result"] for r in candidates})
         if len(results) > 1:
             self.reason = self._disagreement(candidates)
@@ -77,11 +85,11 @@ class Sharing:
         self.reason = _pick(refused) or "no one has shared a result for these inputs yet"
         return None
 
-    def _candidates(self, key: str, refused: List[Tuple[str, str]]) -> List[dict]:
+    def _candidates(self, key: Tuple[str, str], refused: List[Tuple[str, str]]) -> List[dict]:
         seen: Dict[str, bytes] = {}
         for store in (self.mirror, self.remote):
             try:
-                seen.update((name, data) for name, data in store.records(key) if name not in seen)
+                seen.update((name, data) for name, data in store.records(key[1]) if name not in seen)
             except OSError as error:  # down, or no right to read it
                 refused.append(("unreadable", f"team store not read: {_why(error)}"))
         candidates = []
@@ -93,7 +101,7 @@ class Sharing:
                 refused.append((kind, outcome))
         return candidates
 
-    def _judge(self, data: bytes, key: str):
+    def _judge(self, data: bytes, key: Tuple[str, str]):
         """(None, record) for one to consider, else (kind of refusal, its reason)."""
         try:
             record = json.loads(data)
@@ -101,7 +109,7 @@ class Sharing:
             return "unreadable", "a record in the team store is not JSON (damaged)"
         if not isinstance(record, dict) or "signature" not in record:
             return "unsigned", "the team store's record is not signed"
-        if not keys.verifies(record) or record.get("input_key") != key:
+        if not keys.verifies(record) or (record.get("input_key"), record.get("team_key")) != key:
             return "tampered", "the team store's record was tampered with (its signature does not verify)"
         if record.get("format") != FORMAT or _state_blob(record) is None or not isinstance(record.get("result"), str):
             return "unreadable", f"a signed record in the team store is not in the format this version reads ({FORMAT})"
@@ -159,24 +167,53 @@ class Sharing:
                 "neither was replayed")
 
     # -- writing ----------------------------------------------------------------------
-    def publish(self, state_file: str, key: str, result: str, epochs, env: dict, by: str = "?") -> str:
-        """Share the state stored at ``state_file`` for input key ``key``; a one-line note."""
+    def publish(self, state_file: str, key: str, parts: Dict[str, str], result: str, epochs, env: dict,
+                by: str = "?") -> str:
+        """Share the state stored at ``state_file`` for input key ``key`` (of the inputs' ``parts``);
+        a one-line note."""
         mine = self.identity.public
         if any(r["signer"] == mine and r["result"] == result and r.get("class_id") == self.class_id
                for r in self._seen):
             return "team store: already shared by this installation"
+        record = {"format": FORMAT, "input_key": key, "team_key": team_key(parts), "class": self.class_facts, "class_id": self.class_id,
+                  "result": result, "epochs": list(epochs or []), "env": env, "by": by}
+        if self.held is not None:
+            try:
+                self.held.mkdir(parents=True, exist_ok=True)
+                (self.held / held_name(key, result)).write_text(json.dumps(dict(record, state_file=str(state_file))))
+            except OSError as error:
+                return f"⚠ team store: the result is kept in .repro/ but could not be held for sharing ({_why(error)})"
+            return "team store: not shared yet, held until the check's kernels agree on it"
         try:
-            data = Path(state_file).read_bytes()
-            digest, _ = self.remote.put_blob(data)
-            record = {"format": FORMAT, "input_key": key, "class": self.class_facts, "class_id": self.class_id,
-                      "result": result, "epochs": list(epochs or []),
-                      "blobs": [{"role": "state", "digest": digest, "size": len(data)}],
-                      "env": env, "by": by,
-                      "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-            self.remote.put_record(self.identity.sign(record), self.class_id)
+            self.remote.put_record(self.identity.sign(_filed(record, Path(state_file), self.remote)), self.class_id)
         except OSError as error:
             return f"⚠ team store: the result is kept in .repro/ but was not shared ({_why(error)})"
         return f"team store: shared with {self.remote.url}, signed by this installation"
+
+
+def held_name(key: str, result: str) -> str:
+    """The file a held result waits in (``Sharing.held``)."""
+    return f"{key[:32]}-{str(result)[:32]}.json"
+
+
+def publish_held(held: Path, remote: TeamStore, identity) -> str:
+    """File the result held in ``held`` (by a check's kernel) to ``remote``, signed by ``identity``;
+    a one-line note. Called only for a result the check's kernels agreed on."""
+    try:
+        record = json.loads(held.read_text())
+        state_file = Path(record.pop("state_file"))
+        remote.put_record(identity.sign(_filed(record, state_file, remote)), record["class_id"])
+    except OSError as error:
+        return f"⚠ team store: not shared ({_why(error)})"
+    return f"team store: shared with {remote.url}, signed by this installation"
+
+
+def _filed(record: dict, state_file: Path, remote: TeamStore) -> dict:
+    """``record`` with its state's blob, put in ``remote`` first, and the time."""
+    data = state_file.read_bytes()
+    digest, _ = remote.put_blob(data)
+    return dict(record, blobs=[{"role": "state", "digest": digest, "size": len(data)}],
+                time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
 
 def _state_blob(record: dict) -> Optional[Tuple[str, int]]:

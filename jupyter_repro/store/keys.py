@@ -75,6 +75,10 @@ class Identity:
             raw = self.key_file.read_bytes()
         except FileNotFoundError:
             return self._create()
+        mode = self.key_file.stat().st_mode
+        if os.name == "posix" and mode & 0o077:
+            raise ReproError(f"key file {self.key_file} can be read by others (mode {mode & 0o777:o}): a private "
+                             f"key must be its owner's only; chmod 600 {self.key_file}")
         if len(raw) != 32:  # a key exported as text (a CI secret): base64 of the 32 bytes
             try:
                 raw = base64.b64decode(raw.strip(), validate=True)

@@ -4,15 +4,17 @@ The layout is a build cache's (Bazel's content-addressable store and action cach
 run-cache), under the URL's prefix::
 
     blobs/sha256/ab/abcdef…          a stored state file, named by the SHA-256 of its bytes
-    records/KEY/CLASS-DIGEST.json    inputs' key, environment class → result, blobs, signer
+    records/KEY/CLASS-DIGEST.json    inputs' keys, environment class → result, blobs, signer
 
 Nothing is ever overwritten or deleted: every write is create-only (an S3 conditional put,
 ``IfNoneMatch: *``; ``O_EXCL``/``link`` on a drive), so a blob, once there, is the bytes
 its name says, and a record, once there, is the record its name says (it is named by the
 SHA-256 of its own bytes). Many writers of one key each leave their own record, whole;
 the same blob written twice is the same bytes, and the second write finds it there.
-SHA-256, not XXH3: a record signs a digest, which must be one an attacker cannot match
-with other bytes.
+SHA-256, not XXH3, for what a record signs and is filed under: the blob's digest and the
+team key (``run/inputs.team_key``: SHA-256 over the inputs' part fingerprints, ``KEY``
+above), which must be digests an attacker cannot match with other bytes. The part
+fingerprints themselves are XXH3 (see docs/team-store.md on what that leaves open).
 
 Every call is bounded by ``timeout`` seconds (plus the time to move a blob at 5 MB/s): an
 unreachable store costs a fit that long once, then ``down`` says why and later calls fail
@@ -23,6 +25,7 @@ at once. Reading never trusts: ``get_blob`` re-hashes; records are verified by
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import hashlib
 import json
 import os
@@ -135,14 +138,14 @@ class TeamStore:
         data = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
         name = f"{prefix}-{digest_of(data)[:32]}.json"
         try:
-            self._bounded(self._create, self._path("records", record["input_key"][:32], name), data)
+            self._bounded(self._create, self._path("records", record["team_key"], name), data)
         except FileExistsError:  # the same bytes, written before
             pass
         return name
 
     def records(self, key: str) -> List[Tuple[str, bytes]]:
-        """(name, bytes) of every record stored for input key ``key``."""
-        return self._bounded(self._records, self._path("records", key[:32]))
+        """(name, bytes) of every record stored under team key ``key`` (``run/inputs.team_key``)."""
+        return self._bounded(self._records, self._path("records", key))
 
     def _records(self, folder: str) -> List[Tuple[str, bytes]]:
         self.fs.invalidate_cache(folder)  # s3fs caches listings: another writer's records would not show
@@ -167,6 +170,26 @@ class TeamStore:
         except (TypeError, NotImplementedError) as error:  # never a write that could replace another's
             raise PermissionError(f"{type(self.fs).__name__} has no create-only write (fsspec's mode='create'), "
                                   "so nothing is shared through it; results are still read from it") from error
+        except OSError as error:
+            if self._lost_a_race(path, data, error):  # another writer's create of the same name: it is there
+                raise FileExistsError(errno.EEXIST, f"{path} exists (another writer's)") from error
+            raise
+
+    def _lost_a_race(self, path: str, data: bytes, error: OSError) -> bool:
+        """Whether a refused create-only write means "another writer created ``path``": S3 answers
+        409 ConditionalRequestConflict (s3fs: EBUSY) while a concurrent create is in flight, and
+        412 PreconditionFailed (EINVAL, or FileExistsError) once one landed. Names are content-
+        addressed, so the other write is these bytes; a 412's file is looked at (its size) first."""
+        if isinstance(error, (FileNotFoundError, PermissionError)):
+            return False
+        if isinstance(error, FileExistsError) or error.errno == errno.EBUSY:
+            return True
+        if error.errno != errno.EINVAL:
+            return False
+        try:
+            return self.fs.info(path).get("size") == len(data)
+        except OSError:
+            return False
 
 
 #: packages whose own exceptions mean "the store did not answer" (botocore's EndpointConnectionError

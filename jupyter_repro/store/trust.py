@@ -7,7 +7,8 @@ replayed instead of training, each with a name the verdicts use::
 
 Trust lives in the repository, reviewed like code, and never in the store: whoever can
 write the bucket cannot add a key. The file is looked for in the notebook's folder, then
-its parents up to the repository's root (the first folder holding ``.git``). This
+its parents up to the repository's root (the first folder holding ``.git``) or the user's
+home, whichever comes first; outside both, only a trust file named explicitly counts. This
 installation's own key is always trusted (as "this installation"): with no trust file,
 only one's own results replay, which is how the per-installation cache always behaved.
 """
@@ -29,21 +30,30 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
 def find(start: os.PathLike = ".") -> Optional[Path]:
-    """The trust file for notebooks in ``start``: there or in a parent, up to the repository's root."""
+    """The trust file for notebooks in ``start``: there or in a parent, up to the repository's
+    root or the user's home, whichever comes first. A folder under neither (a shared /tmp, a
+    mounted drive) finds none: trust is then only a ``trust_file`` named explicitly, never a
+    file that whoever can write a parent folder planted there."""
     folder = Path(start).resolve()
+    try:
+        home: Optional[Path] = Path.home().resolve()
+    except (KeyError, RuntimeError):  # no home known (no $HOME, no passwd entry)
+        home = None
+    searched = []
     for candidate in (folder, *folder.parents):
-        if (candidate / FILE).is_file():
-            return candidate / FILE
-        if (candidate / ".git").exists():
-            return None
-    return None
+        searched.append(candidate)
+        if (candidate / ".git").exists() or candidate == home:
+            break
+    else:
+        return None
+    return next((c / FILE for c in searched if (c / FILE).is_file()), None)
 
 
 class Trust:
     """The names and public keys whose records replay, and this installation's own."""
 
     def __init__(self, keys: Dict[str, str], path: Optional[Path] = None, own: Optional[str] = None):
-        self.path, self.keys = path, dict(keys)
+        self.path, self.keys, self.own = path, dict(keys), own
         self.names = {key: name for name, key in self.keys.items()}
         if own is not None:
             self.names.setdefault(own, SELF)
@@ -79,7 +89,7 @@ class Trust:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(self.path) as handle:
             handle.write((json.dumps({"trusted": keys}, indent=2, sort_keys=True) + "\n").encode())
-        return Trust(keys, self.path)
+        return Trust(keys, self.path, self.own)
 
 
 def _checked_name(name) -> str:

@@ -339,13 +339,44 @@ def load(shell) -> ReproMagics:
         raise UsageError(f"jupyter_repro not loaded: {error}") from error
     shell.register_magics(magics)
     shell.events.register("pre_run_cell", magics.pre_run_cell)
+    magics.compile_hook = _watch_compile()
     return magics
 
 
+def _watch_compile():
+    """Record user-defined ``compile`` calls (``model/compile_call.py``): now if Keras is
+    imported, else the moment it is (nothing imported at load). The hook, or None."""
+    import sys
+
+    def install(keras):
+        from .model.compile_call import WATCH
+
+        WATCH.install(keras)
+
+    if "keras" in sys.modules:
+        install(sys.modules["keras"])
+        return None
+    from .seeding.import_hook import ImportHook
+
+    return ImportHook({"keras": install}).install()
+
+
+def _unwatch_compile(hook) -> None:
+    import sys
+
+    if hook is not None:
+        hook.remove()
+    watch = sys.modules.get("jupyter_repro.model.compile_call")
+    if watch is not None:
+        watch.WATCH.remove()
+
+
 def unload(shell, magics: ReproMagics) -> None:
-    """Undo ``load`` exactly: event, import hook, magics, configurable."""
+    """Undo ``load`` exactly: event, import hooks, the compile watch, magics, configurable."""
     shell.events.unregister("pre_run_cell", magics.pre_run_cell)
     magics.seeder.close()
+    magics.session.close()
+    _unwatch_compile(magics.compile_hook)
     manager = shell.magics_manager
     for kind, table in magics.magics.items():
         for name in table:

@@ -77,9 +77,14 @@ def test_snapshot_of_uncompiled_model(ip):
 
 
 def test_snapshot_of_unbuilt_model(ip):
+    """Unbuilt and not compiled: the advice is to compile (the README's order); compiled,
+    the snapshot is registered and taken at the first fit's build (#31)."""
     ip.run_cell("import keras\nmodel = keras.Sequential([keras.layers.Dense(1)])")
-    with pytest.raises(UsageError, match="has no variables yet"):
+    with pytest.raises(UsageError, match="is not compiled"):
         ip.run_cell("%repro_snapshot model")
+    ip.run_cell("model.compile(optimizer='adam', loss='mse')")
+    shown = str(ip.run_cell("%repro_snapshot model").result)
+    assert "not built yet" in shown and not ip.user_ns["model"].variables
 
 
 def test_fit_when_model_name_now_holds_something_else(seeded):

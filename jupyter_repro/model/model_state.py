@@ -150,7 +150,11 @@ class UserChanges:
             digest.update(str(i), host_view(variable))
         return digest.hexdigest()
 
-    def note(self) -> str:
+    def note(self, loaded_from: Optional[str] = None) -> str:
+        """The report's line; ``loaded_from``: the file ``load_weights`` read them from."""
         shown = ", ".join(self.paths[:8]) + (f" and {len(self.paths) - 8} more" if len(self.paths) > 8 else "")
+        if loaded_from is not None:
+            return (f"weights loaded from {loaded_from} after the last run: this fit starts from them, not "
+                    f"from the snapshot (an input of this run): {shown}")
         return (f"kept as the notebook set them after the last run, not restored from the snapshot "
                 f"(an input of this run): {shown}")

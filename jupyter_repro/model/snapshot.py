@@ -36,12 +36,12 @@ from ..values.fingerprint import fingerprint_value
 Spec = Tuple[str, Tuple[int, ...], str]  # (path, shape, dtype)
 
 
-def require_model(model, label: str = "the object"):
-    """Raise ``ModelError`` unless ``model`` is a built, compiled Keras model."""
+def require_model(model, label: str = "the object", built: bool = True):
+    """Raise ``ModelError`` unless ``model`` is a compiled Keras model, built unless ``built`` is False."""
     keras = sys.modules.get("keras")
     if keras is None or not isinstance(model, keras.Model):
         raise ModelError(f"{label} is not a Keras model (it is a {type(model).__name__})")
-    if not model.variables:
+    if built and not model.variables:
         raise ModelError(f"{label} has no variables yet: give it an Input shape or call it "
                          "on a batch before taking a snapshot")
     if not getattr(model, "compiled", False) or not hasattr(model, "_compile_config"):
@@ -131,51 +131,133 @@ def fixed_variables(model) -> frozenset:
 @dataclass
 class CompileRecipe:
     """How to compile a model afresh: the compile arguments and a brand-new optimizer
-    (class and config, no steps, no moments)."""
+    (class and config, no steps, no moments); for a model whose class defines its own
+    ``compile``, the call the notebook made (``model/compile_call.py``), replayed with new
+    optimizers. ``held``: every optimizer the model holds, by class and configuration."""
 
     compile_kwargs: Dict[str, Any]
     optimizer_class: type
     optimizer_config: Dict[str, Any]
+    call: Optional[Any] = None  # compile_call.FreshCall
+    held: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, model) -> "CompileRecipe":
-        """The settings ``model`` is compiled with now."""
+        """The settings ``model`` is compiled with now; ``ModelError`` for a model whose own
+        ``compile`` was called where the tool did not see it."""
         from keras.optimizers.schedules import LearningRateSchedule
+        from .compile_call import held_optimizers, overrides_compile, recorded_call
 
+        call = recorded_call(model) if overrides_compile(model) else None
         optimizer = model.optimizer
-        config = copy.deepcopy(optimizer.get_config())
+        config = copy.deepcopy(optimizer.get_config()) if optimizer is not None else {}
         schedule = getattr(optimizer, "_learning_rate", None)
         if isinstance(schedule, LearningRateSchedule):
             # Schedules are pure functions of the step: keep the object itself rather
             # than a serialized form that a notebook-defined class could not reload.
             config["learning_rate"] = schedule
-        kwargs = dict(model._compile_config.config)
+        kwargs = dict(model._compile_config.config) if call is None else {}
         kwargs.pop("optimizer", None)
-        return cls(kwargs, type(optimizer), config)
+        held = held_optimizers(model) if call is not None else {}
+        return cls(kwargs, type(optimizer), config, call, held)
 
     def new_optimizer(self):
         return self.optimizer_class.from_config(copy.copy(self.optimizer_config))
 
+    def compile(self, model) -> None:
+        """Compile ``model`` afresh: Keras's keywords with a new optimizer, or the model's
+        own call again; either way every optimizer it then holds is new (``ModelError``
+        naming one that is not: kept by ``compile`` from outside its arguments)."""
+        if self.call is None:
+            model.compile(**dict(self.compile_kwargs, optimizer=self.new_optimizer()))
+            return
+        from .compile_call import stale_optimizers
+
+        self.call.make(model)
+        stale = stale_optimizers(model)
+        if stale:
+            raise ModelError(f"{type(model).__name__}.compile keeps an optimizer that has trained: "
+                             f"{', '.join(stale)}; pass it to compile as an argument (it is then "
+                             "replaced by a new one) or create it inside compile")
+
     def settings(self) -> Dict[str, Any]:
         """Everything the recipe sets, for fingerprinting."""
+        if self.call is not None:
+            return {"call": self.call.cls, "arguments": self.call.arguments(), "held": self.held}
         config = {k: v for k, v in self.optimizer_config.items() if k != "name"}  # adam_1 is adam
         return {"compile": self.compile_kwargs, "optimizer": self.optimizer_class, "optimizer config": config}
 
+    def describe_optimizers(self) -> str:
+        """``Adam`` or ``d_optimizer Adam, g_optimizer Adam``: what a snapshot's line names."""
+        if self.call is None:
+            return self.optimizer_class.__name__
+        named = self.call.optimizers()
+        return ", ".join(f"{k} {v}" for k, v in named.items()) or f"{self.call.cls.__name__}.compile(...)"
+
+    def parameters(self) -> Dict[str, Any]:
+        """The settings as a tracker shows parameters: ``compile.loss``, ``optimizer``,
+        ``optimizer.learning_rate``; for a model's own call, ``compile.d_optimizer``,
+        ``compile.d_optimizer.learning_rate``..."""
+        found: Dict[str, Any] = {}
+        if self.call is not None:
+            for name, value in self.call.arguments().items():
+                if isinstance(value, dict) and isinstance(value.get("optimizer"), type) and "config" in value:
+                    found[f"compile.{name}"] = value["optimizer"].__name__
+                    found.update((f"compile.{name}.{k}", v) for k, v in value["config"].items())
+                else:
+                    found[f"compile.{name}"] = value
+            return found
+        found.update((f"compile.{name}", value) for name, value in self.compile_kwargs.items())
+        found["optimizer"] = self.optimizer_class.__name__
+        found.update((f"optimizer.{name}", value) for name, value in self.optimizer_config.items() if name != "name")
+        return found
+
     def differences(self, other: "CompileRecipe") -> List[str]:
         """``["loss 'mse' → 'mae'", "learning_rate 0.01 → 0.05"]``: what ``self`` changes from ``other``."""
+        if self.call is not None or other.call is not None:
+            return _call_differences(self, other)
         found = []
         for key in sorted(set(self.compile_kwargs) | set(other.compile_kwargs)):
             before, now = other.compile_kwargs.get(key), self.compile_kwargs.get(key)
             if _describe(before) != _describe(now):
-                found.append(f"{key} {_describe(before)} → {_describe(now)}")
+                found.append(f"{key} {_change(before, now)}")
         if self.optimizer_class is not other.optimizer_class:
             found.append(f"optimizer {other.optimizer_class.__name__} → {self.optimizer_class.__name__}")
             return found
         for key in sorted(set(self.optimizer_config) | set(other.optimizer_config)):
             before, now = other.optimizer_config.get(key), self.optimizer_config.get(key)
             if key != "name" and _describe(before) != _describe(now):
-                found.append(f"{key} {_describe(before)} → {_describe(now)}")
+                found.append(f"{key} {_change(before, now)}")
         return found
+
+
+def _call_differences(now: CompileRecipe, before: CompileRecipe) -> List[str]:
+    """What a recorded ``compile`` call changes, argument by argument; an optimizer's by key."""
+    if now.call is None or before.call is None:
+        return ["compile: Keras's own → the model's own call" if before.call is None
+                else "compile: the model's own call → Keras's own"]
+    found = []
+    mine, theirs = now.call.arguments(), before.call.arguments()
+    for name in sorted(set(mine) | set(theirs)):
+        a, b = theirs.get(name), mine.get(name)
+        if isinstance(a, dict) and isinstance(b, dict) and "config" in a and "config" in b:
+            if a["optimizer"] is not b["optimizer"]:
+                found.append(f"{name} {a['optimizer'].__name__} → {b['optimizer'].__name__}")
+                continue
+            for key in sorted(set(a["config"]) | set(b["config"])):
+                if _describe(a["config"].get(key)) != _describe(b["config"].get(key)):
+                    found.append(f"{name}.{key} {_change(a['config'].get(key), b['config'].get(key))}")
+        elif _describe(a) != _describe(b):
+            found.append(f"{name} {_change(a, b)}")
+    return found
+
+
+def _change(before, now) -> str:
+    """``0.001 → 0.002``: floats to 7 digits (a float32 learning rate reads 0.0010000000474974513)
+    unless that would hide the difference."""
+    if isinstance(before, float) and isinstance(now, float) and f"{before:.7g}" != f"{now:.7g}":
+        return f"{before:.7g} → {now:.7g}"
+    return f"{_describe(before)} → {_describe(now)}"
 
 
 def _describe(value) -> str:
@@ -296,7 +378,7 @@ class Snapshot:
 
     def info(self) -> SnapshotInfo:
         return SnapshotInfo(self.name, self.variable, self.fingerprint, len(self.specs), self.parameters,
-                            self.nbytes, self.recipe.optimizer_class.__name__, self.status, self.kept is not None)
+                            self.nbytes, self.recipe.describe_optimizers(), self.status, self.kept is not None)
 
     def check(self, model) -> None:
         """Raise ``SnapshotMismatch`` naming the first variable whose shape or dtype differs,
@@ -338,7 +420,8 @@ class Snapshot:
         snapshot's bytes are left as they are; those in ``keep`` (by ``id``) are not written.
 
         Everything that can fail (structure check, the stored file's integrity, optimizer
-        construction) runs before the model is touched.
+        construction) runs before the model is touched; a model's own ``compile`` that
+        keeps a trained optimizer is refused after it ran, before any variable is written.
         """
         require_model(model)
         self.check(model)
@@ -346,8 +429,7 @@ class Snapshot:
             self._source_ready()
         recipe = recipe or self.recipe
         with strategy_scope(model):
-            optimizer = recipe.new_optimizer()
-            model.compile(**dict(recipe.compile_kwargs, optimizer=optimizer))
+            recipe.compile(model)
             if values is not None:
                 done = put_variables(model.variables, values.__getitem__, keep=keep)
             elif self.kept is not None:

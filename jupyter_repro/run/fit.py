@@ -160,8 +160,10 @@ METADATA_KEY = "jupyter_repro"
 class FitCalls:
     """Context manager: wraps ``model.fit`` on the instance, recording each call's inputs."""
 
-    def __init__(self, model, inputs: Inputs, recipe, replay: Optional[Callable] = None, batches: bool = False):
+    def __init__(self, model, inputs: Inputs, recipe, replay: Optional[Callable] = None, batches: bool = False,
+                 on_built: Optional[Callable[[], None]] = None):
         self.model, self.inputs, self.recipe = model, inputs, recipe
+        self.on_built = on_built  # called once the first fit call has built the model, before it trains
         self.batches = batches  # also fingerprint the variables after every batch (the finer look, on demand)
         self.batch_fingerprints: List[List[str]] = []
         self.calls: List[str] = []  # the input prefix of each call: "fit.", "fit[2]."...
@@ -187,6 +189,8 @@ class FitCalls:
                                    if k not in DATA_ARGUMENTS and k not in IGNORED_ARGUMENTS and k != variadic})
             if variadic:
                 self.arguments[-1].update(arguments.get(variadic) or {})
+            if self.on_built is not None:
+                self._build(arguments)
             observable = add_fit_call(self.inputs, prefix, self.model, arguments, self.recipe)
             if self.replay is not None and len(self.calls) == 1:
                 history = self.replay(arguments, observable)
@@ -227,6 +231,22 @@ class FitCalls:
             self.inputs.observed(sources[prefix + name], prefix + name, fingerprint)
         return history
 
+    def _build(self, arguments) -> None:
+        """Build the model from the first batch's shapes, as Keras's own symbolic build does
+        (TensorFlow defers it into the first step, where no callback can see the state
+        before training), then call ``on_built`` once. No data is consumed: arrays by a
+        one-row slice, a ``tf.data`` pipeline by its element spec, a ``PyDataset`` by its
+        first batch; a generator cannot be looked at, and Keras builds the model as usual."""
+        on_built, self.on_built = self.on_built, None
+        batch = _first_batch(arguments.get("x"), arguments.get("y"))
+        if batch is None:
+            return
+        from ..model.distribution import strategy_scope
+
+        with strategy_scope(self.model):
+            self.model._symbolic_build(data_batch=batch)
+        on_built()
+
     def __exit__(self, *exc):
         object.__delattr__(self.model, "fit")
         return False
@@ -248,8 +268,32 @@ class FitCalls:
         than data (data and callbacks are inputs, by fingerprint) and the compile settings."""
         found = {prefix + name: value for prefix, arguments in zip(self.calls, self.arguments)
                  for name, value in arguments.items()}
-        found.update((f"compile.{name}", value) for name, value in self.recipe.compile_kwargs.items())
-        found["optimizer"] = self.recipe.optimizer_class.__name__
-        found.update((f"optimizer.{name}", value) for name, value in self.recipe.optimizer_config.items()
-                     if name != "name")
+        found.update(self.recipe.parameters())
         return found
+
+
+def _first_batch(x, y):
+    """What Keras's ``_symbolic_build`` needs of the data: values or specs with a shape and
+    a dtype per input (``(x, y)``), or None where only reading it would tell."""
+    import keras
+
+    def rows(value):
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            return {k: rows(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(rows(v) for v in value)
+        if hasattr(value, "shape") and hasattr(value, "dtype") and len(value.shape):
+            return value[:1]
+        raise TypeError(type(value).__name__)
+
+    if hasattr(x, "element_spec"):  # tf.data: the spec is (x, y) or (x, y, sample_weight)
+        return x.element_spec if isinstance(x.element_spec, tuple) else (x.element_spec,)
+    if isinstance(x, keras.utils.PyDataset):
+        first = x[0]
+        return first if isinstance(first, tuple) else (first,)
+    try:
+        return rows(x), rows(y)
+    except TypeError:  # a generator, or data Keras alone knows how to read
+        return None

@@ -56,6 +56,7 @@ class Session:
         self._saved: Dict[str, str] = {}  # snapshot name -> its file in the store, marked used by each fit
         self._compiled: Dict[int, tuple] = {}  # id(model) -> (model, optimizer, compile config, recipe), weakly
         self._left: Dict[int, tuple] = {}  # id(model) -> (model weakly, digest of each variable as last left)
+        self._loads = None  # model.weight_loads.WeightLoads, made with the first snapshot
         if seed is not None:
             self.seed(seed, deterministic)
 
@@ -106,7 +107,9 @@ class Session:
 
         _require_name(name, "the snapshot's name")
         _require_name(variable, "the model's variable name")
-        require_model(model, repr(name or variable or "model"))
+        require_model(model, repr(name or variable or "model"), built=False)
+        if not _built(model):  # a subclassed model not called yet: taken at its first build
+            return self._pending(model, name or variable or "model", variable)
         snapshot = Snapshot.capture(model, name or variable or "model", digests=not self.store,
                                     memory_max_bytes=self.snapshot_memory_max_bytes if self.store else None)
         snapshot.variable = variable or snapshot.name
@@ -117,12 +120,42 @@ class Session:
         snapshot.state_digests = self._left_for(model)
         return snapshot
 
+    def _pending(self, model, name: str, variable: Optional[str]):
+        """A ``PendingSnapshot`` of ``model``, which has no variables yet (``model/pending.py``)."""
+        from ..model.pending import PendingSnapshot
+        from ..model.snapshot import CompileRecipe
+
+        snapshot = PendingSnapshot(name, CompileRecipe.of(model), variable or name)
+        self.snapshots[name] = snapshot
+        self._remember_compile(model, snapshot.recipe)
+        return snapshot
+
+    def _complete(self, model, pending, report) -> None:
+        """Take ``pending`` now that the fit built ``model``, before its first step: the
+        run's start, and the state every later fit restores."""
+        snapshot = self.snapshot(model, pending.name, pending.variable)
+        report.snapshot_fingerprint = snapshot.fingerprint
+        report.inputs.parts["snapshot"] = snapshot.fingerprint
+        report.inputs.opaque.pop("snapshot", None)
+        report.notes.append(f"snapshot '{snapshot.name}' taken at the model's build in this fit, before any "
+                            f"training step ({snapshot.fingerprint[:12]}): {snapshot.status}")
+
     def _remember_left(self, model) -> None:
         """What ``model``'s variables hold now, as a snapshot or a run left them: a later
         difference was made by the notebook (``model_state.UserChanges``)."""
         from ..model.model_state import optimizer_steps, variable_digests
+        from ..model.weight_loads import WeightLoads
 
         self._left[id(model)] = (_weak(model), variable_digests(model), optimizer_steps(model))
+        if self._loads is None:
+            self._loads = WeightLoads()
+        self._loads.watch(model)
+        self._loads.forget(model)
+
+    def close(self) -> None:
+        """Undo what the session put on the user's models (the ``load_weights`` watch)."""
+        if self._loads is not None:
+            self._loads.close()
 
     def _left_for(self, model):
         known = self._left.get(id(model))
@@ -130,11 +163,15 @@ class Session:
 
     def _trained_since(self, model) -> bool:
         """True when ``model``'s optimizer took steps since the snapshot or its last run:
-        trained outside ``%%repro_fit`` (then its weights are the fit's, not the notebook's)."""
+        trained outside ``%%repro_fit`` (then its weights are the fit's, not the notebook's).
+        A step count that ``load_weights`` set, and nothing moved on since, is a load."""
         from ..model.model_state import optimizer_steps
 
         known, now = self._left.get(id(model)), optimizer_steps(model)
-        return known is not None and known[0]() is model and now is not None and now != known[2]
+        if known is None or known[0]() is not model or now is None or now == known[2]:
+            return False
+        load = self._loads.since_last_run(model) if self._loads is not None else None
+        return load is None or load.steps != now
 
     def snapshot_for(self, name: Optional[str] = None):
         """The snapshot called ``name`` (or taken of the variable ``name``); the only one if None."""
@@ -225,7 +262,7 @@ class Session:
     def _remember_compile(self, model, recipe) -> None:
         """What ``model`` is compiled with now, and by whom: a later ``compile`` by the
         user replaces these objects, which is how ``recipe_for`` tells."""
-        refs = tuple(_weak(o) for o in (model, model.optimizer, getattr(model, "_compile_config", None)))
+        refs = tuple(_weak(o) for o in _compiled_with(model))
         self._compiled[id(model)] = refs + (recipe,)
 
     def recipe_for(self, model, snapshot):
@@ -235,9 +272,9 @@ class Session:
         from ..model.snapshot import CompileRecipe
 
         known = self._compiled.get(id(model))
-        current = (model, model.optimizer, getattr(model, "_compile_config", None))
-        if known is not None and all(ref() is obj for ref, obj in zip(known[:3], current)):
-            recipe = known[3]
+        current = _compiled_with(model)
+        if known is not None and all(ref() is obj for ref, obj in zip(known[:4], current)):
+            recipe = known[4]
         else:
             recipe = CompileRecipe.of(model)
         return recipe, recipe.differences(snapshot.recipe)
@@ -274,7 +311,13 @@ class Session:
         from .observed import FilesRead
 
         snapshot = snapshot or self.snapshot_for(label)
-        seed = self._checked(model, snapshot, seed, cache, verify, label)
+        if _pending(snapshot) and _built(model):  # built since %repro_snapshot (called on a batch): take it now
+            if snapshot.missed:  # built by a fit that could not take it: its weights are trained
+                raise ReproError(f"'{snapshot.name}' was built and trained by a fit that could not take its snapshot "
+                                 f"(its data is read only as it trains): create the model again, call it on one "
+                                 f"batch, then run %repro_snapshot {snapshot.variable}")
+            snapshot = self.snapshot(model, snapshot.name, snapshot.variable)
+        seed = self._checked(model, snapshot, seed, cache, verify, label, state)
         recipe, compile_changes = self.recipe_for(model, snapshot)
         report = self._take_inputs(model, snapshot, seed, label, state, code, source, namespace, hidden)
         keep = self._users_state(model, snapshot, report.inputs, report, trial=state is not None)
@@ -286,21 +329,26 @@ class Session:
                 report.notes.append("compiled with the model's current settings, not the snapshot's: "
                                     + "; ".join(compile_changes))
             ledger = self.ledger
-            replayer = self._replayer(ledger, report.inputs, model, verify) if cache else None
-            with self.seeder.paused(), FitCalls(model, report.inputs, recipe, replay=replayer,
-                                                batches=batches) as calls, FilesRead() as files:
+            replayer = self._replayer(ledger, report.inputs, model, verify) if cache and not _pending(snapshot) else None
+            built = (lambda: self._complete(model, snapshot, report)) if _pending(snapshot) else None
+            if cache and built is not None:
+                report.notes.append("cache: the snapshot is taken at this fit's build, so this fit trains")
+            with self.seeder.paused(), FitCalls(model, report.inputs, recipe, replay=replayer, batches=batches,
+                                                on_built=built) as calls, FilesRead() as files:
                 with _timed(report, started):
                     yield report
             self._fingerprint(model, report, calls, files)
+            _missed(snapshot, model)
             if ledger is not None:  # read after the fit: nothing extra is held while it trains
                 self._record(report, ledger, calls, replayer, model)
         except BaseException as error:  # the listeners hear of it, then it goes on as it was
+            _missed(snapshot, model)
             self._stopped(model, report, error)
             raise
         self._tell("run_finished", report, None)
 
     # -- the steps of a run, in order -------------------------------------------------
-    def _checked(self, model, snapshot, seed, cache: bool, verify: bool, label) -> int:
+    def _checked(self, model, snapshot, seed, cache: bool, verify: bool, label, state=None) -> int:
         """The run's seed; refuses, before anything is touched, what cannot run."""
         from ..model.snapshot import require_model
 
@@ -315,6 +363,12 @@ class Session:
         if cache and distribution.processes()[0] > 1:  # each process decides from its own store: they could disagree
             raise DistributionError(f"--cache in a run of {distribution.processes()[0]} processes: every process must train "
                                     "(one replaying while another trains would wait for it forever); drop --cache")
+        if _pending(snapshot):
+            require_model(model, repr(label or snapshot.variable), built=False)
+            if state is not None:
+                raise ReproError(f"'{snapshot.name}' has no variables yet: run one %%repro_fit first (it takes "
+                                 "the snapshot at the model's build), then the trials")
+            return seed
         require_model(model, repr(label or snapshot.variable))
         snapshot.check(model)
         return seed
@@ -329,9 +383,13 @@ class Session:
 
         start = snapshot.fingerprint if state is None else fingerprint_arrays(
             (str(i), a) for i, a in enumerate(state))
-        report = FitReport(label or snapshot.variable, seed, snapshot.name, start)
+        report = FitReport(label or snapshot.variable, seed, snapshot.name, start or "not built yet")
         inputs = report.inputs
         inputs.parts.update(snapshot=start, seed=str(seed))
+        if start is None:  # a pending snapshot: its part comes at the build (``_complete``)
+            del inputs.parts["snapshot"]
+            inputs.opaque["snapshot"] = ("the model was not built by a model.fit in this cell, so its initial "
+                                         "state was not taken: call it on a batch, then run %repro_snapshot again")
         placed = distribution.layout(model)  # processes, mesh, where each variable lives: a different layout is another input
         if placed is not None:
             inputs.parts["distribution"] = fingerprint_value(placed)
@@ -348,6 +406,15 @@ class Session:
     def _restore(self, model, snapshot, state, recipe, keep, seed):
         """The snapshot (or a trial's ``state``) back in the model, but for ``keep``, with a
         fresh optimizer from ``recipe``; every generator reseeded. What was written."""
+        if _pending(snapshot):  # nothing to put back: a fresh compile, then the build comes in the fit
+            from ..model.distribution import strategy_scope
+            from ..model.snapshot import Restored
+
+            with strategy_scope(model):
+                recipe.compile(model)
+            self._remember_compile(model, recipe)
+            self.seeder.reseed(seed)
+            return Restored()
         restored = snapshot.restore(model, state, recipe, keep)  # checks first: raises before touching anything
         touch(self._saved.get(snapshot.name))  # in use: evicted last
         self._remember_compile(model, recipe)
@@ -390,6 +457,8 @@ class Session:
         each an input by content, never written by the restore. ``id`` of those variables."""
         from ..model.model_state import UserChanges, preprocessing_fingerprint, preprocessing_variables
 
+        if _pending(snapshot):
+            return frozenset()
         keep = preprocessing_variables(model)
         try:
             state = preprocessing_fingerprint(model)
@@ -407,7 +476,8 @@ class Session:
         changes = UserChanges(model, self._left_for(model), getattr(snapshot, "state_digests", None))
         if changes:
             inputs.parts["user changes"] = changes.fingerprint()
-            report.notes.append(changes.note())
+            load = self._loads.since_last_run(model) if self._loads is not None else None
+            report.notes.append(changes.note(load.name if load is not None else None))
             keep = keep | changes.ids()
         return keep
 
@@ -493,6 +563,9 @@ class Session:
         seeds = checked_seeds(seeds)
         require_metrics(metric_names, fit_options.get("source"), fit_options.get("namespace"))
         snapshot = fit_options.pop("snapshot", None) or self.snapshot_for(fit_options.get("label"))
+        if _pending(snapshot):
+            raise ReproError(f"'{snapshot.name}' has no variables yet: run one %%repro_fit first (it takes "
+                             "the snapshot at the model's build), then the trials")
         session_seed = self.seeder.seed
         rows, session_state = [], None
         self._tell("trials_started", list(seeds))
@@ -531,6 +604,30 @@ def _timed(report, started: float):
 def _require_name(name, what: str) -> None:
     if name is not None and not isinstance(name, str):
         raise ReproError(f"{what} must be a string, not {type(name).__name__} ({str(name)[:40]!r})")
+
+
+def _built(model) -> bool:
+    """Keras has built ``model``'s weights: a subclassed model not called yet may already
+    hold a few variables (a Dropout's seed state), and gets its weights at its first batch."""
+    return bool(model.trainable_variables) or bool(model.variables) and bool(getattr(model, "built", True))
+
+
+def _missed(snapshot, model) -> None:
+    """A pending snapshot whose fit built the model without taking it (a generator's data,
+    a loop of its own): the model is trained now, so it can never be taken from it."""
+    if _pending(snapshot) and _built(model):
+        snapshot.missed = True
+
+
+def _pending(snapshot) -> bool:
+    return snapshot.fingerprint is None  # model.pending.PendingSnapshot: no variables yet
+
+
+def _compiled_with(model) -> tuple:
+    """What a ``compile`` call replaces: a later call by the user changes one of these."""
+    from ..model.compile_call import WATCH
+
+    return model, model.optimizer, getattr(model, "_compile_config", None), WATCH.recorded(model)
 
 
 def _weak(obj):

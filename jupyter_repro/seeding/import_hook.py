@@ -38,6 +38,7 @@ class ImportHook(importlib.abc.MetaPathFinder):
 
     def __init__(self, callbacks: Dict[str, Callable]):
         self.callbacks = dict(callbacks)
+        self._searching = set()  # names this hook is finding: another hook asks it back
 
     def install(self) -> "ImportHook":
         if self not in sys.meta_path:
@@ -54,14 +55,18 @@ class ImportHook(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname, path=None, target=None):
         callback = self.callbacks.get(fullname)
-        if callback is None:
+        if callback is None or fullname in self._searching:
             return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _NotifyingLoader(spec.loader, callback)
-                return spec
-        return None
+        self._searching.add(fullname)  # two hooks watching one name wrap each other's loader, once
+        try:
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                        spec.loader = _NotifyingLoader(spec.loader, callback)
+                    return spec
+            return None
+        finally:
+            self._searching.discard(fullname)

@@ -141,6 +141,7 @@ class CodeHashing:
             if name in ("__module__", "__dict__", "__weakref__", "__doc__", "__qualname__"):
                 continue
             attribute = cls.__dict__[name]
+            attribute = getattr(attribute, "__repro_original__", attribute)  # a compile the tool records: the user's
             if isinstance(attribute, (staticmethod, classmethod)):
                 attribute = attribute.__func__
             elif isinstance(attribute, property):

@@ -186,6 +186,8 @@ class Walk:
                       for cell in notebook.cells if cell.cell_type == "code"]
         self.fits: list[Fit] = []
         self.probed = False
+        self.at = 0           # the code cell running (or that stopped the walk)
+        self.stopped = False
 
     def source(self, index, parameters=None):
         source, role = self.cells[index]
@@ -197,13 +199,15 @@ class Walk:
         return source
 
     def run(self, index, parameters=None):
+        self.at = index
         source = self.source(index, parameters)
         is_fit = source.startswith("%%repro_fit")
         before = len(value(self.kernel, "_ex_records()")) if is_fit else 0
         try:
             text = run_cell(self.kernel, source)
         except (Refused, Broken) as error:
-            where = f"cell {index + 1} ({source.splitlines()[0][:40]})"
+            self.stopped = True
+            where = f"code cell {index + 1} ({source.splitlines()[0][:40]})"
             raise type(error)(f"{where}: {error}" if isinstance(error, Broken) else str(error)) from None
         if not self.probed:             # after the first cell (%load_ext, %repro_seed), as a user's next cell
             run_cell(self.kernel, PROBE)
@@ -229,6 +233,13 @@ class Walk:
             if role in ("parameters", "rerun") or index >= fit:
                 self.run(index, parameters)
 
+    def describe(self, *labels):
+        """The visited fit's verdicts, and where the walk stopped if it did."""
+        done = [f"{label}: {fit.short()}" for label, fit in zip(labels, self.visited())]
+        if self.stopped:
+            done.append(f"stopped at code cell {self.at + 1}: `{self.cells[self.at][0].splitlines()[0]}`")
+        return " · ".join(done)
+
     def fit_index(self):
         return next(i for i, (_, role) in enumerate(self.cells) if role == "fit")
 
@@ -240,11 +251,25 @@ def same(a, b):
     return a.state == b.state
 
 
-def check_claim(fit, reference, label, problems):
-    """What the tool said about ``fit`` must be true of its bytes against ``reference``'s."""
+def differing(fit, reference):
+    """Which hashed parts differ: "the optimizers' variables differ (the model's variables and
+    the history are equal)"."""
+    names = {"variables": "the model's variables", "optimizers": "the optimizers' variables",
+             "result": "the history"}
+    differ = [names[key] for key in names if fit.state.get(key) != reference.state.get(key)]
+    equal = [names[key] for key in names if fit.state.get(key) == reference.state.get(key)]
+    return " and ".join(differ) + " differ" + (f" ({' and '.join(equal)} are equal)" if equal else "")
+
+
+def check_claim(fit, runs, label, problems):
+    """What the tool said about ``fit`` must be true of its bytes: ``runs`` maps each ledger
+    run seen (both kernels) to its fit, and the run the verdict names is the reference."""
+    record = fit.record or {}
+    reference = runs.get(record.get("same_inputs_as") or record.get("cached_from"))
+    if reference is None:
+        return
     if fit.verdict in ("identical", "cached") and not same(fit, reference):
-        problems.append(f"WRONG VERDICT: {label} says {fit.verdict} but its bytes differ "
-                        f"({fit.state} vs {reference.state})")
+        problems.append(f"WRONG VERDICT: {label} says {fit.short()} but {differing(fit, reference)}")
     if fit.verdict == "differs" and same(fit, reference):
         problems.append(f"WRONG VERDICT: {label} says DIFFERS but its bytes are equal")
     if "trained outside" in fit.text:
@@ -260,9 +285,13 @@ def verdict_line(text):
     return next((line.strip() for line in text.splitlines() if re.search(r"(run #\d+|this run):", line)), "")
 
 
-def judge_kernel1(a, b, again, problems):
-    check_claim(b, a, "kernel 1 B", problems)
-    check_claim(again, a, "kernel 1 second A", problems)
+def by_run(fits):
+    return {fit.record["run"]: fit for fit in fits if fit.record}
+
+
+def judge_kernel1(a, b, again, problems, runs):
+    check_claim(b, runs, "kernel 1 B", problems)
+    check_claim(again, runs, "kernel 1 second A", problems)
     if a.verdict != "first":
         problems.append(f"kernel 1 first A: {a.short()}: {verdict_line(a.text)}")
     if same(a, b):
@@ -272,22 +301,23 @@ def judge_kernel1(a, b, again, problems):
     if not (again.verdict == "identical" and (again.record or {}).get("same_inputs_as") == (a.record or {}).get("run")):
         problems.append(f"kernel 1 second A: {again.short()}: {verdict_line(again.text)}")
     if not same(again, a):
-        problems.append(f"kernel 1 second A: other bytes than the first A ({again.state} vs {a.state})")
+        problems.append(f"kernel 1 second A: other bytes than the first A: {differing(again, a)}")
 
 
-def judge_kernel2(first_pass, fits, problems):
-    """``first_pass``: kernel 1's fits of its first run through the notebook, cell by cell."""
+def judge_kernel2(first_pass, fits, problems, runs):
+    """``first_pass``: kernel 1's fits of its first run through the notebook, cell by cell;
+    every fit of kernel 2 must have their bytes, and be true to what it says."""
     reference = {fit.cell: fit for fit in first_pass}
     for number, fit in enumerate(fits):
         earlier = reference[fit.cell]
         again = any(other.cell == fit.cell for other in fits[:number])
-        label = f"kernel 2 cell {fit.cell + 1}" + (" (A again)" if again else "")
-        check_claim(fit, earlier, label, problems)
+        label = f"kernel 2 code cell {fit.cell + 1}" + (" (A again)" if again else "")
+        check_claim(fit, runs, label, problems)
         repeat_of = (fit.record or {}).get("same_inputs_as") or (fit.record or {}).get("cached_from")
         if fit.verdict not in ("identical", "cached") or repeat_of is None:
             problems.append(f"{label}: {fit.short()}: {verdict_line(fit.text)}")
         if not same(fit, earlier):
-            problems.append(f"{label}: other bytes than kernel 1's ({fit.state} vs {earlier.state})")
+            problems.append(f"{label}: other bytes than kernel 1's: {differing(fit, earlier)}")
 
 
 def walk_notebook(path, workdir, row):
@@ -301,17 +331,17 @@ def walk_notebook(path, workdir, row):
             one.visit(meta["b"])
             one.visit(None)
         finally:
-            row.kernel1 = " · ".join(f"{label}: {fit.short()}" for label, fit in zip("ABA", one.visited()))
+            row.kernel1 = one.describe("A", "B", "A")
     a, b, again = one.visited()
-    judge_kernel1(a, b, again, row.problems)
+    judge_kernel1(a, b, again, row.problems, by_run(one.fits))
     with Kernel(cwd=str(workdir)) as kernel:
         two = Walk(kernel, notebook, cache=True)
         try:
             two.everything()
             two.visit(None)
         finally:
-            row.kernel2 = " · ".join(f"{label}: {fit.short()}" for label, fit in zip(("A", "A again"), two.visited()))
-    judge_kernel2(first_pass, two.fits, row.problems)
+            row.kernel2 = two.describe("A", "A again")
+    judge_kernel2(first_pass, two.fits, row.problems, by_run(one.fits + two.fits))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -139,6 +139,55 @@ for epoch in range(epochs):
         optimizer.apply(grads, model.trainable_weights)
 ''')
 
+example("custom_training_loop_compiled", "A training loop from scratch, the model compiled as the refusal asks",
+        ["guides/writing_a_custom_training_loop_in_tensorflow.py"],
+        ["custom training loop: tf.GradientTape in the fit cell", "optimizer outside the model",
+         "model.compile(optimizer, loss) added before the snapshot (what custom_training_loop's refusal says)"],
+        "learning_rate = 5e-3", result="None", extra=["optimizer"], cells='''
+# %%
+import numpy as np
+import tensorflow as tf
+import keras
+# %% parameters
+learning_rate = 1e-3
+# %%
+def get_model():
+    inputs = keras.Input(shape=(64,), name="digits")
+    x1 = keras.layers.Dense(32, activation="relu")(inputs)
+    x2 = keras.layers.Dense(32, activation="relu")(x1)
+    outputs = keras.layers.Dense(10, name="predictions")(x2)
+    model = keras.Model(inputs=inputs, outputs=outputs)
+    return model
+
+
+model = get_model()
+# %% rerun
+optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+# %%
+model.compile(optimizer=optimizer, loss=loss_fn)
+%repro_snapshot model
+# %% md
+Stand-in for MNIST: 320 flattened 8x8 images, 10 classes.
+# %% rerun
+batch_size = 32
+rng = np.random.default_rng(0)
+x_train = rng.random((320, 64)).astype("float32")
+y_train = rng.integers(0, 10, 320)
+train_dataset = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+train_dataset = train_dataset.shuffle(buffer_size=1024).batch(batch_size)
+# %% fit
+%%repro_fit model
+epochs = 2
+for epoch in range(epochs):
+    for step, (x_batch_train, y_batch_train) in enumerate(train_dataset):
+        with tf.GradientTape() as tape:
+            logits = model(x_batch_train, training=True)
+            loss_value = loss_fn(y_batch_train, logits)
+        grads = tape.gradient(loss_value, model.trainable_weights)
+        optimizer.apply(grads, model.trainable_weights)
+''')
+
 example("functional_api_multi_input_multi_output", "Multi-input, multi-output functional model",
         ["guides/functional_api.py"],
         ["three inputs, two named outputs", "loss dict and loss_weights", "LSTM"],

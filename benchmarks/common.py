@@ -87,6 +87,21 @@ class Comparison:
                 f"goal {self.goal}")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's word elsewhere): figures from
+    two CPUs are never compared, so every row says which one measured it."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def verdict(low: float, high: float, limit: float, at_most: bool = True) -> str:
     """Whether an interval [low, high] of a measured figure meets a goal ``≤ limit``
     (``≥ limit`` with ``at_most=False``): met, not met, or not resolved by this run."""

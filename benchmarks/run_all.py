@@ -33,7 +33,7 @@ import bench_fingerprint  # noqa: E402
 import bench_fit  # noqa: E402
 import bench_snapshot  # noqa: E402
 import bench_startup  # noqa: E402
-from common import Comparison  # noqa: E402
+from common import Comparison, cpu_model  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "docs", "performance.md")
 RAW = os.path.join(os.path.dirname(__file__), "..", "docs", "performance.json")  # every timing, to rebuild from
@@ -118,8 +118,8 @@ def run_line() -> dict:
     import numpy
     import tensorflow as tf
 
-    return {"when": f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
-            "machine": f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+    return {"when": f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}", "cpu": cpu_model(),
+            "machine": f"{cpu_model()}, {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                        f"NumPy {numpy.__version__}, TensorFlow {tf.__version__} (CPU), Keras {keras.__version__}"}
 
 
@@ -157,14 +157,18 @@ def write(runs: dict) -> None:
     if several:
         lines += ["Measured in several runs; the table's *measured* column says which:", ""]
         lines += [f"- {when} on {machine}: {', '.join(names)}." for (when, machine), names in groups.items()]
-        lines += ["", "| benchmark | measured | subject | baseline | ratio | goal |", "|---|---|---|---|---|---|"]
+        lines += ["", "| benchmark | measured (CPU) | subject | baseline | ratio | goal |", "|---|---|---|---|---|---|"]
     else:
         (when, machine), = groups
         lines += [f"Run {when} on {machine}.", "",
                   "| benchmark | subject | baseline | ratio | goal |", "|---|---|---|---|---|"]
+    cpus = {run.get("cpu", "CPU not recorded") for run in runs.values()}
+    if len(cpus) > 1:
+        lines += ["", f"⚠ These rows come from {len(cpus)} CPUs ({'; '.join(sorted(cpus))}): compare a row only "
+                  "with rows of the same CPU.", ""]
     for run in runs.values():
         for result in run["results"]:
-            lines.append(result.row(run["when"]) if several else result.row())
+            lines.append(result.row(f"{run['when']} ({run.get('cpu', 'CPU not recorded')})") if several else result.row())
     results = [result for run in runs.values() for result in run["results"]]
     lines += ["", "## Notes", ""] + [f"- {r.name}: {r.note}" for r in results if r.note]
     with open(OUT, "w") as handle:

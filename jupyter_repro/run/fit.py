@@ -243,8 +243,11 @@ class FitCalls:
             return
         from ..model.distribution import strategy_scope
 
-        with strategy_scope(self.model):
-            self.model._symbolic_build(data_batch=batch)
+        try:
+            with strategy_scope(self.model):
+                self.model._symbolic_build(data_batch=batch)
+        except (ValueError, TypeError, RuntimeError, NotImplementedError):  # Keras then builds in its first step,
+            return                                                          # as it would have: the run says why
         on_built()
 
     def __exit__(self, *exc):

@@ -258,7 +258,8 @@ def differing(fit, reference):
              "result": "the history"}
     differ = [names[key] for key in names if fit.state.get(key) != reference.state.get(key)]
     equal = [names[key] for key in names if fit.state.get(key) == reference.state.get(key)]
-    return " and ".join(differ) + " differ" + (f" ({' and '.join(equal)} are equal)" if equal else "")
+    verb = "differs" if len(differ) == 1 else "differ"
+    return " and ".join(differ) + f" {verb}" + (f" ({' and '.join(equal)} equal)" if equal else "")
 
 
 def check_claim(fit, runs, label, problems):
@@ -422,7 +423,7 @@ def write_page(rows):
         "the ledger's run the verdict points to. Time: both kernels, start to end, on a machine shared with "
         "other work.",
         "",
-        "| example | keras.io source | exercises | kernel 1: A · B · A | kernel 2 (`--cache`): A | result | time |",
+        "| example | keras.io source | exercises | kernel 1: A · B · A | kernel 2 (`--cache`): A · A again | result | time |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:

@@ -1,6 +1,7 @@
 """The ``jupyter-repro`` command line: a traitlets application, like Jupyter's own.
 
 ``jupyter-repro demo [--data DIR] [--epochs N] [--alphas 1.0,0.4,0.2,0.4] [--output DIR]``
+``jupyter-repro key show|export``, ``jupyter-repro trust NAME PUBLIC_KEY``: a team store's keys.
 
 Bad input (an unknown command or option, a value of the wrong type, a missing or
 unreadable notebook) ends in one line on stderr and exit status 2, before anything runs.
@@ -190,8 +191,12 @@ class CheckApp(_Command):
     tolerance = Unicode("", help=("Pass a fit whose bits differ but whose metrics and sampled weights are this "
                                   "close, still reported as not bit-identical: 1e-5 (relative, both), "
                                   "metrics=1e-6,weights=1e-5, or weights=64ulp.")).tag(config=True)
+    team_store = Unicode("", help=("A team store URL (s3://bucket/prefix, file:///shared/drive) the kernels' "
+                                   "--cache fits read, and write signed with this machine's key "
+                                   "($JUPYTER_REPRO_KEY_FILE: CI's, kept as a secret).")).tag(config=True)
     aliases = {"runs": "CheckApp.runs", "kernel": "CheckApp.kernel", "timeout": "CheckApp.timeout",
-               "against": "CheckApp.against", "set": "CheckApp.overrides", "tolerance": "CheckApp.tolerance"}
+               "against": "CheckApp.against", "set": "CheckApp.overrides", "tolerance": "CheckApp.tolerance",
+               "team-store": "CheckApp.team_store"}
 
     def start(self):
         from .run.check import NotebookFailed, Override, check_notebook, validate
@@ -206,8 +211,12 @@ class CheckApp(_Command):
             overrides = [Override.parse(text) for text in self.overrides]
             validate(self.runs, self.against, overrides, self.timeout)
             tolerance = Tolerance.parse(self.tolerance) if self.tolerance else None
+            if self.team_store:
+                from .store.team import check as check_team_store
+
+                check_team_store(self.team_store)
             result = check_notebook(Path(self.extra_args[0]), self.runs, self.kernel, self.timeout,
-                                    self.against, overrides, tolerance=tolerance)
+                                    self.against, overrides, tolerance=tolerance, team_store=self.team_store)
         except NotebookFailed as error:
             _fail(f"the notebook failed to run: {error}\n{error.details}".rstrip(), 2)
         except ReproError as error:
@@ -240,6 +249,53 @@ class HistoryApp(_Command):
             print(f"({ledger.skipped} unreadable line(s) skipped)")
 
 
+class KeyApp(_Command):
+    name = "jupyter-repro key"
+    description = ("Show this installation's public key (to add to a team's trust file), or export its "
+                   "private key (to keep as CI's secret): key show | key export.")
+    key_file = Unicode("", help="The key file (default: $JUPYTER_REPRO_KEY_FILE, else the Jupyter data dir's).").tag(config=True)
+    aliases = {"key-file": "KeyApp.key_file"}
+
+    def start(self):
+        from .store.keys import Identity
+
+        if self.extra_args not in (["show"], ["export"]):
+            _fail("jupyter-repro key: give show or export (usage: jupyter-repro key show|export [--key-file F])", 2)
+        identity = Identity(self.key_file or None)
+        try:
+            if self.extra_args == ["show"]:
+                print(identity.public)
+                print(f"(key file {identity.key_file}; a team trusts it with: jupyter-repro trust NAME "
+                      f"{identity.public})", file=sys.stderr)
+            else:
+                print(identity.export())
+                print("this is the PRIVATE key: keep it as a secret (CI writes it to the file that "
+                      "$JUPYTER_REPRO_KEY_FILE names); never commit it", file=sys.stderr)
+        except (ReproError, OSError) as error:
+            _fail(f"jupyter-repro key: {_first(error)}", 2)
+
+
+class TrustApp(_Command):
+    name = "jupyter-repro trust"
+    description = ("Trust NAME's public key: results it signed in a team store replay here. "
+                   "Writes the trust file (repro-trust.json) to commit beside the notebooks.")
+    file = Unicode("repro-trust.json", help="The trust file to write.").tag(config=True)
+    aliases = {"file": "TrustApp.file"}
+
+    def start(self):
+        from .store.trust import Trust
+
+        if len(self.extra_args) != 2:
+            _fail("jupyter-repro trust: give NAME and PUBLIC_KEY (usage: jupyter-repro trust ci ed25519:… "
+                  "[--file repro-trust.json])", 2)
+        name, public = self.extra_args
+        try:
+            trust = Trust.load(Path(self.file)).add(name, public)
+        except (ReproError, OSError) as error:
+            _fail(f"jupyter-repro trust: {_first(error)}", 2)
+        print(f"{trust.path}: trusts {', '.join(sorted(trust.keys))}; commit it beside the notebooks")
+
+
 def _first(error) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
@@ -258,6 +314,8 @@ class ReproApp(_Command):
         "install-kernel": (InstallKernelApp, InstallKernelApp.description),
         "check": (CheckApp, CheckApp.description),
         "history": (HistoryApp, HistoryApp.description),
+        "key": (KeyApp, KeyApp.description.split(":")[0]),
+        "trust": (TrustApp, TrustApp.description.split(".")[0]),
     }
 
     def initialize(self, argv=None):
@@ -282,7 +340,7 @@ def main(argv=None):
     try:
         ReproApp.launch_instance(argv)
     finally:
-        for app in (ReproApp, DemoApp, InstallKernelApp, CheckApp, HistoryApp):
+        for app in (ReproApp, DemoApp, InstallKernelApp, CheckApp, HistoryApp, KeyApp, TrustApp):
             app.clear_instance()
 
 

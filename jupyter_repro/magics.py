@@ -14,6 +14,10 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
     c.ReproMagics.cache_max_bytes = 2**33  # cap on the store's snapshots and cached states
     c.ReproMagics.mlflow = True         # log each %%repro_fit as an MLflow run (jupyter-repro[mlflow])
     c.ReproMagics.snapshot_memory_max_bytes = 64 * 2**20  # larger snapshots stay only in their mapped file
+    c.ReproMagics.team_store = "s3://bucket/prefix"  # share --cache results, signed (jupyter-repro[s3]; "" = off)
+    c.ReproMagics.trust_file = "repro-trust.json"  # whose shared results replay ("" = found beside the notebook)
+    c.ReproMagics.key_file = ""         # this installation's ed25519 key ("" = Jupyter data dir / $JUPYTER_REPRO_KEY_FILE)
+    c.ReproMagics.team_timeout = 2.0    # seconds the team store may take to answer, once per session
 
 or, in a running session, ``%config ReproMagics.seed = 42``.
 """
@@ -24,7 +28,7 @@ import contextlib
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Int, TraitError, Unicode, observe, validate
+from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
 from .errors import ReproError
 from .store.quota import DEFAULT_CAP, validate_cap
@@ -86,6 +90,21 @@ class ReproMagics(Magics):
     mlflow = Bool(False, help=(
         "Log every %%repro_fit as an MLflow run (parameters, metrics per epoch, verdict tags; "
         "--trials as nested runs), to MLflow's own tracking URI. Needs jupyter-repro[mlflow].")).tag(config=True)
+    team_store = Unicode("", help=(
+        "A team's store at an fsspec URL (s3://bucket/prefix, gs://…, file:///shared/drive): "
+        "%%repro_fit --cache replays a result a trusted key signed in this environment class, and "
+        "shares its own, signed. Needs jupyter-repro[s3] (or [gcs], [team]). Setting store to a URL "
+        "sets this. Empty: off.")).tag(config=True)
+    trust_file = Unicode("", help=(
+        "The trust file naming the public keys whose shared results replay (repro-trust.json). "
+        "Empty: repro-trust.json in the notebook's folder or a parent, up to the repository's root; "
+        "with none, only this installation's own results replay.")).tag(config=True)
+    key_file = Unicode("", help=(
+        "This installation's ed25519 key, made on first use. Empty: $JUPYTER_REPRO_KEY_FILE, "
+        "else the Jupyter data dir's. CI points it at its key, kept as a secret.")).tag(config=True)
+    team_timeout = Float(2.0, help=(
+        "Seconds the team store may take to answer; one that does not is left alone for the "
+        "rest of the session (the fit trains, its result kept in .repro/).")).tag(config=True)
     snapshot_memory_max_bytes = Int(64 * 2**20, help=(
         "A snapshot up to this many bytes is also kept in memory, for the fastest restore; "
         "a larger one is restored from its stored file, memory-mapped, so RAM does not hold "
@@ -98,6 +117,10 @@ class ReproMagics(Magics):
         self.seeder.reseed_cells = self.reseed_cells
         self.session.store, self.session.cache_max_bytes = self.store, self.cache_max_bytes
         self.session.snapshot_memory_max_bytes = self.snapshot_memory_max_bytes
+        if self.team_store:
+            self.session.team_store = self.team_store
+        self.session.trust_file, self.session.key_file = self.trust_file or None, self.key_file or None
+        self.session.team_timeout = self.team_timeout
 
     @property
     def seeder(self) -> Seeder:
@@ -149,9 +172,30 @@ class ReproMagics(Magics):
     def _reseed_cells_changed(self, change):
         self.seeder.reseed_cells = change.new
 
-    @observe("store", "cache_max_bytes", "snapshot_memory_max_bytes")
+    @observe("store", "cache_max_bytes", "snapshot_memory_max_bytes", "team_store", "team_timeout")
     def _store_changed(self, change):
         setattr(self.session, change.name, change.new)
+
+    @observe("trust_file", "key_file")
+    def _team_file_changed(self, change):
+        setattr(self.session, change.name, change.new or None)
+
+    @validate("team_store", "store")
+    def _valid_team_store(self, proposal):
+        from .store.team import check, is_url
+
+        if proposal.trait.name == "team_store" and proposal.value or is_url(proposal.value):
+            try:
+                check(proposal.value)
+            except ReproError as error:  # a TraitError: %config prints it and keeps the old value
+                raise TraitError(str(error)) from error
+        return proposal.value
+
+    @validate("team_timeout")
+    def _valid_team_timeout(self, proposal):
+        if not 0 < proposal.value <= 600:
+            raise TraitError(f"team_timeout is seconds, more than 0 and at most 600, not {proposal.value}")
+        return proposal.value
 
     @validate("mlflow")
     def _valid_mlflow(self, proposal):

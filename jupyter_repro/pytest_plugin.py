@@ -44,6 +44,9 @@ def pytest_addoption(parser):
     group.addoption("--repro-against", choices=AGAINST, default="both",
                     help="Compare each fit between the fresh kernels, with the fingerprints saved in the "
                          "notebook, or both (default).")
+    group.addoption("--repro-team-store", default="", metavar="URL",
+                    help="A team store (s3://bucket/prefix, file:///shared/drive) the kernels' %%%%repro_fit --cache "
+                         "fits read, and write signed with this machine's key ($JUPYTER_REPRO_KEY_FILE for CI's).")
 
 
 def pytest_configure(config):
@@ -56,6 +59,10 @@ def pytest_configure(config):
         overrides = tuple(Override.parse(text) for text in config.option.repro_set)
         validate(config.option.repro_runs, config.option.repro_against, overrides, config.option.repro_timeout)
         tolerance = Tolerance.parse(config.option.repro_tolerance) if config.option.repro_tolerance else None
+        if config.option.repro_team_store:
+            from .store.team import check as check_team_store
+
+            check_team_store(config.option.repro_team_store)
     except ReproError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[_OVERRIDES] = overrides
@@ -125,7 +132,8 @@ class ReproNotebook(pytest.File):
                 self._check = check_notebook(self.path, option.repro_runs, option.repro_kernel,
                                              option.repro_timeout, option.repro_against,
                                              self.config.stash[_OVERRIDES], progress=lambda text: None,
-                                             cells=self.cells, tolerance=self.config.stash[_TOLERANCE])
+                                             cells=self.cells, tolerance=self.config.stash[_TOLERANCE],
+                                             team_store=option.repro_team_store)
             except ReproError as error:
                 self._check = error
         if isinstance(self._check, Exception):

@@ -140,6 +140,8 @@ class MlflowTracker:
             same_as = self._tracked(earlier) if earlier else None
             if same_as:
                 tags["repro.same_as"] = same_as
+            if verdict.record.get("computed_by"):  # replayed from the team store
+                tags["repro.computed_by"] = str(verdict.record["computed_by"].get("computed_by"))
         if report.notes:
             tags["repro.notes"] = "\n".join(report.notes)
         env = verdict.record.get("env") if verdict is not None else environment.collect()

@@ -178,3 +178,79 @@ def test_a_config_after_a_keras_round_trip_is_the_same_architecture(tmp_path):
     assert architecture(reloaded) == architecture(model)
     reloaded.layers[1].rate = 0.5
     assert architecture(reloaded) != architecture(model)
+
+
+def _two_losses(base):
+    class TwoLosses(base):
+        def __init__(self):
+            super().__init__()
+            self.net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+
+        def compile(self, optimizer, first_loss, second_loss):
+            super().compile()
+            self.opt, self.first_loss, self.second_loss = optimizer, first_loss, second_loss
+
+        def train_step(self, data):
+            x, y = data
+            with tf.GradientTape() as tape:
+                loss = self.first_loss(y, self.net(x)) + 0.5 * self.second_loss(y, self.net(x))
+            grads = tape.gradient(loss, self.net.trainable_weights)
+            self.opt.apply_gradients(zip(grads, self.net.trainable_weights))
+            return {"loss": loss}
+
+    return TwoLosses()
+
+
+def test_keywords_in_another_order_are_named_by_parameter(session):
+    """``compile(first_loss=a, second_loss=b)`` and ``compile(second_loss=a, first_loss=b)`` are
+    two settings; the same keywords in another order are one."""
+    from jupyter_repro.model.snapshot import CompileRecipe
+    from jupyter_repro.values.fingerprint import fingerprint_value
+
+    model = _two_losses(keras.Model)
+    mse, mae = keras.losses.MeanSquaredError(), keras.losses.MeanAbsoluteError()
+    settings = []
+    for call in (dict(optimizer=keras.optimizers.Adam(), first_loss=mse, second_loss=mae),
+                 dict(second_loss=mae, optimizer=keras.optimizers.Adam(), first_loss=mse),
+                 dict(optimizer=keras.optimizers.Adam(), second_loss=mse, first_loss=mae)):
+        model.compile(**call)
+        settings.append(fingerprint_value(CompileRecipe.of(model).settings()))
+    assert settings[0] == settings[1] and settings[2] != settings[0]
+
+
+def test_a_train_steps_own_optimizer_is_made_anew_and_counts(session):
+    """An optimizer a custom train_step keeps beside model.optimizer (Keras's compile): a new
+    one each fit (else its moments carry over: a false "differs"), and its settings count."""
+    class Aux(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+            self.aux = keras.optimizers.Adam(0.01)
+
+        def train_step(self, data):
+            x, y = data
+            with tf.GradientTape() as tape:
+                loss = keras.ops.mean((y - self.net(x)) ** 2)
+            grads = tape.gradient(loss, self.net.trainable_weights)
+            self.aux.apply_gradients(zip(grads, self.net.trainable_weights))
+            return {"loss": loss}
+
+    model = Aux()
+    model.compile(optimizer="sgd", loss="mse")
+    session.snapshot(model)
+    one = session.fit(model, lambda: model.fit(X, Y, epochs=1, verbose=0))
+    two = session.fit(model, lambda: model.fit(X, Y, epochs=1, verbose=0))
+    assert two.verdict.status == "identical" and two.fingerprint == one.fingerprint
+    model.aux = keras.optimizers.Adam(0.9)  # the twin: another learning rate is another run
+    three = session.fit(model, lambda: model.fit(X, Y, epochs=1, verbose=0))
+    assert three.verdict.status == "first" and three.fingerprint != one.fingerprint
+
+
+def test_an_unseen_compile_after_unload_is_not_replayed_from_before(session):
+    model = _pair_model(keras.Model)
+    model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.SGD(), keras.losses.MeanSquaredError())
+    WATCH.remove()
+    model.compile(keras.optimizers.Adam(0.5), keras.optimizers.SGD(), keras.losses.MeanSquaredError())
+    watch_compile()
+    with pytest.raises(ModelError, match="did not see the call"):
+        session.snapshot(model)

@@ -172,6 +172,7 @@ def test_collects_one_item_per_fit_cell(pytester):
     (["--repro-runs", "1"], "1 kernel run(s) cannot be compared with each other: give at least 2"),
     (["--repro-against", "saved", "--repro-set", "EPOCHS=2"], "--set changes the inputs"),
     (["--repro-timeout", "0"], "--timeout must be at least 1 second, not 0"),
+    (["--repro-team-store", "bucket/prefix"], "team store 'bucket/prefix' is not a URL: give s3://bucket/prefix"),
 ])
 def test_bad_options_are_refused_before_any_kernel_starts(pytester, options, message):
     result = pytester.runpytest(*PLUGIN, "--repro", *options)

@@ -20,6 +20,7 @@ import functools
 import inspect
 import sys
 import threading
+import types
 import weakref
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -87,11 +88,9 @@ class FreshCall:
         self.cls = type(model)
         self.args = _template(args)
         self.kwargs = _template(kwargs)
-        try:
-            bound = inspect.signature(_original(self.cls.compile)).bind(model, *args, **kwargs)
-            self.names = list(bound.arguments)[1:]  # the first is the model itself
-        except TypeError:
-            self.names = []
+        self.named = {name: _template(value) for name, value in _by_parameter(self.cls, model, args, kwargs).items()}
+        #: ``id`` of each optimizer the call passed: replaced by the replay, the others the model holds are not
+        self.ids = frozenset(id(o) for o in _optimizers_in((args, kwargs)))
 
     def make(self, model) -> None:
         """Compile ``model`` again with this call's arguments, each optimizer a new one
@@ -101,10 +100,7 @@ class FreshCall:
 
     def arguments(self) -> Dict[str, Any]:
         """Every argument by its parameter's name (``d_optimizer``...), as settings."""
-        values = list(self.args) + list(self.kwargs.values())
-        names = self.names if len(self.names) == len(self.args) + len(self.kwargs) else \
-            [f"arg{i}" for i in range(len(self.args))] + list(self.kwargs)
-        return {name: _settings(value) for name, value in zip(names, values)}
+        return {name: _settings(value) for name, value in self.named.items()}
 
     def optimizers(self) -> Dict[str, str]:
         """``{"d_optimizer": "Adam", ...}``: the optimizers the call passes, by argument."""
@@ -113,6 +109,38 @@ class FreshCall:
             for path, settings in _optimizer_settings(name, value):
                 found[path] = settings["optimizer"].__name__
         return found
+
+
+def _by_parameter(cls, model, args: tuple, kwargs: dict) -> Dict[str, Any]:
+    """The call's values by parameter name, in the signature's order (keywords given in
+    another order are the same call); ``*args`` as ``name[i]``, ``**kwargs`` by key."""
+    try:
+        signature = inspect.signature(_original(cls.compile))
+        bound = signature.bind(model, *args, **kwargs)
+    except (TypeError, ValueError):  # no signature to read: by position, then by keyword
+        return {**{f"arg{i}": v for i, v in enumerate(args)}, **dict(sorted(kwargs.items()))}
+    named = {}
+    for name, value in list(bound.arguments.items())[1:]:  # the first is the model itself
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(sorted(value.items()))
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            named.update((f"{name}[{i}]", v) for i, v in enumerate(value))
+        else:
+            named[name] = value
+    return named
+
+
+def _optimizers_in(value, depth: int = 0) -> Iterator[Any]:
+    keras = sys.modules["keras"]
+    if isinstance(value, keras.optimizers.Optimizer):
+        yield value
+    elif depth < 4 and isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _optimizers_in(item, depth + 1)
+    elif depth < 4 and isinstance(value, dict):
+        for item in value.values():
+            yield from _optimizers_in(item, depth + 1)
 
 
 def _optimizer_settings(path: str, value) -> Iterator[Tuple[str, dict]]:
@@ -153,6 +181,39 @@ def stale_optimizers(model) -> List[str]:
     return found
 
 
+def kept_trained(model, call: Optional["FreshCall"]) -> List[str]:
+    """The attributes holding a trained optimizer that neither the replayed ``call`` nor
+    Keras's own ``compile`` replaces: checked before compiling, so that nothing is touched."""
+    keras = sys.modules["keras"]
+    replaced = set(call.ids) if call is not None else set()
+    replaced.add(id(getattr(model, "optimizer", None)))
+    return [f"{name} ({type(value).__name__}, {int(value.iterations.numpy())} steps)"
+            for name, value in _attributes(model)
+            if isinstance(value, keras.optimizers.Optimizer) and id(value) not in replaced
+            and value.built and int(value.iterations.numpy()) > 0]
+
+
+def extra_optimizers(model) -> Dict[str, Any]:
+    """The optimizers ``model`` holds beside ``model.optimizer`` (a custom ``train_step``'s
+    ``self.aux``), by attribute; ``ModelError`` for one in a list or dict, which Keras's
+    ``compile`` could not be given back a new one of."""
+    keras = sys.modules["keras"]
+    main = getattr(model, "optimizer", None)
+    found = {}
+    for name, value in _attributes(model):
+        if isinstance(value, keras.optimizers.Optimizer) and value is not main and name != "optimizer":
+            if "[" in name:
+                raise ModelError(f"{type(model).__name__}.{name} holds an optimizer that compile does not replace: "
+                                 "keep it in an attribute of its own, or pass it to a compile of your own")
+            found[name] = value
+    return found
+
+
+def held_ids(model) -> frozenset:
+    keras = sys.modules["keras"]
+    return frozenset(id(v) for _, v in _attributes(model) if isinstance(v, keras.optimizers.Optimizer))
+
+
 def held_optimizers(model) -> Dict[str, Any]:
     """Every optimizer ``model`` holds in its attributes (and lists or dicts there), by
     class and configuration: all of them are compile settings."""
@@ -184,7 +245,7 @@ class _Recorded:
         setattr(self, _ORIGINAL, function)
 
     def __get__(self, model, owner=None):
-        return self if model is None else functools.partial(_record, getattr(self, _ORIGINAL), model)
+        return self if model is None else types.MethodType(self, model)  # inspect.signature reads the user's
 
     def __call__(self, model, *args, **kwargs):  # GAN.compile(gan, ...)
         return _record(getattr(self, _ORIGINAL), model, *args, **kwargs)
@@ -228,6 +289,7 @@ class CompileWatch:
         if self._model is not None and "__init_subclass__" in self._model.__dict__:
             del self._model.__init_subclass__
         self._model = None
+        self.calls.clear()  # a compile made while unwatched must not replay an older call
         for cls in self.wrapped:
             function = cls.__dict__.get("compile")
             if isinstance(function, _Recorded):

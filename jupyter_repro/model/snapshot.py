@@ -140,15 +140,17 @@ class CompileRecipe:
     optimizer_config: Dict[str, Any]
     call: Optional[Any] = None  # compile_call.FreshCall
     held: Dict[str, Any] = field(default_factory=dict)
+    extras: Dict[str, Any] = field(default_factory=dict)  # Keras's compile: other optimizers held, made anew
 
     @classmethod
     def of(cls, model) -> "CompileRecipe":
         """The settings ``model`` is compiled with now; ``ModelError`` for a model whose own
         ``compile`` was called where the tool did not see it."""
         from keras.optimizers.schedules import LearningRateSchedule
-        from .compile_call import held_optimizers, overrides_compile, recorded_call
+        from .compile_call import _Fresh, extra_optimizers, held_optimizers, overrides_compile, recorded_call
 
         call = recorded_call(model) if overrides_compile(model) else None
+        extras = {name: _Fresh(value) for name, value in extra_optimizers(model).items()} if call is None else {}
         optimizer = model.optimizer
         config = copy.deepcopy(optimizer.get_config()) if optimizer is not None else {}
         schedule = getattr(optimizer, "_learning_rate", None)
@@ -158,8 +160,8 @@ class CompileRecipe:
             config["learning_rate"] = schedule
         kwargs = dict(model._compile_config.config) if call is None else {}
         kwargs.pop("optimizer", None)
-        held = held_optimizers(model) if call is not None else {}
-        return cls(kwargs, type(optimizer), config, call, held)
+        held = held_optimizers(model) if call is not None else {k: v.settings() for k, v in extras.items()}
+        return cls(kwargs, type(optimizer), config, call, held, extras)
 
     def new_optimizer(self):
         return self.optimizer_class.from_config(copy.copy(self.optimizer_config))
@@ -168,11 +170,19 @@ class CompileRecipe:
         """Compile ``model`` afresh: Keras's keywords with a new optimizer, or the model's
         own call again; either way every optimizer it then holds is new (``ModelError``
         naming one that is not: kept by ``compile`` from outside its arguments)."""
-        if self.call is None:
-            model.compile(**dict(self.compile_kwargs, optimizer=self.new_optimizer()))
-            return
-        from .compile_call import stale_optimizers
+        from .compile_call import WATCH, kept_trained, stale_optimizers
 
+        if self.call is None:  # every optimizer made before compile runs: one that fails touches nothing
+            extras = {name: template.make() for name, template in self.extras.items()}
+            model.compile(**dict(self.compile_kwargs, optimizer=self.new_optimizer()))
+            for name, value in extras.items():  # a custom train_step's own optimizer, new as well
+                setattr(model, name, value)
+            return
+        kept = kept_trained(model, WATCH.recorded(model))
+        if kept:
+            raise ModelError(f"{type(model).__name__}.compile keeps an optimizer that has trained: "
+                             f"{', '.join(kept)}; pass it to compile as an argument (it is then "
+                             "replaced by a new one) or create it inside compile")
         self.call.make(model)
         stale = stale_optimizers(model)
         if stale:
@@ -185,7 +195,10 @@ class CompileRecipe:
         if self.call is not None:
             return {"call": self.call.cls, "arguments": self.call.arguments(), "held": self.held}
         config = {k: v for k, v in self.optimizer_config.items() if k != "name"}  # adam_1 is adam
-        return {"compile": self.compile_kwargs, "optimizer": self.optimizer_class, "optimizer config": config}
+        settings = {"compile": self.compile_kwargs, "optimizer": self.optimizer_class, "optimizer config": config}
+        if self.held:  # optimizers a train_step of the user's holds beside model.optimizer
+            settings["held"] = self.held
+        return settings
 
     def describe_optimizers(self) -> str:
         """``Adam`` or ``d_optimizer Adam, g_optimizer Adam``: what a snapshot's line names."""
@@ -210,6 +223,9 @@ class CompileRecipe:
         found.update((f"compile.{name}", value) for name, value in self.compile_kwargs.items())
         found["optimizer"] = self.optimizer_class.__name__
         found.update((f"optimizer.{name}", value) for name, value in self.optimizer_config.items() if name != "name")
+        for name, settings in self.held.items():
+            found[name] = settings["optimizer"].__name__
+            found.update((f"{name}.{k}", v) for k, v in settings["config"].items())
         return found
 
     def differences(self, other: "CompileRecipe") -> List[str]:

@@ -12,7 +12,10 @@ runs as usual. This is only sound because the fit is reproducible, and only when
   data, or run code the cache cannot know, make the fit train instead;
 * this installation computed the state: the ledger line and the state's manifest carry
   a valid signature (``store/signing.py``), so a ``.repro/`` folder from elsewhere is never
-  replayed, only trained anew.
+  replayed, only trained anew;
+* or, with a team store (``run/sharing.py``), a trusted key signed it in this environment
+  class and every byte verifies: asked only when this installation has no state of its own,
+  and given each state this installation stores.
 
 Each refusal is one line in the report. States count towards the store's one cap with
 the snapshots (``store/quota.py``): the least recently used go first, and a state larger than
@@ -109,6 +112,22 @@ class StateCache:
         manifest = stored.manifest
         return self.signer.verifies(manifest) and manifest.get("extra", {}).get("input_key") == key
 
+    def open_shared(self, path, result: str, key: str):
+        """A state fetched from the team store and verified there (``run/sharing.py``),
+        opened and checked once more here: its checksums, and that it is the result and
+        the inputs its signed record names."""
+        from ..store.tensorfile import TensorFile
+
+        try:
+            stored = TensorFile(path).verify()
+        except OSError as error:
+            raise CorruptSnapshot(f"the team store's state {path} cannot be read ({error})") from error
+        extra = stored.manifest.get("extra", {})
+        if stored.manifest.get("fingerprint") != result or extra.get("input_key") != key:
+            stored.close()
+            raise CorruptSnapshot("the team store's state holds another result than its signed record names")
+        return stored
+
     def restore(self, stored, model):
         """Put the state of ``stored`` (an open, verified ``TensorFile``) into ``model``;
         the stored History."""
@@ -145,9 +164,11 @@ def _name(key: str, owner: Optional[str] = None) -> str:
 class Replayer:
     """The ``replay`` hook ``FitCalls`` asks at the first ``fit`` call of a cell."""
 
-    def __init__(self, cache: StateCache, ledger, inputs, model, verify: bool = False):
+    def __init__(self, cache: StateCache, ledger, inputs, model, verify: bool = False, sharing=None):
         self.cache, self.ledger, self.inputs, self.model = cache, ledger, inputs, model
         self.verify = verify
+        self.sharing = sharing  # run/sharing.Sharing: the team store, asked after this installation's own
+        self.shared: Optional[str] = None  # what publishing this fit's state said
         self.refused: Optional[str] = None  # why this fit's result may not be stored or replayed
         self.source: Optional[dict] = None  # the earlier run replayed (or to verify against)
         self.note: Optional[str] = None
@@ -191,12 +212,42 @@ class Replayer:
             stored.close()  # the arrays viewing the map keep it until the variables are assigned
             self.source = record
             return history
+        history = self._from_team(key) if self.sharing is not None and not self.verify else None
+        if history is not None:
+            return history
         if untrusted:
             self.note = ("cache not used: the stored result for these inputs was not signed by this "
                          "installation (copied or edited?); trained instead")
         else:
             self.note = "cache: no stored result for these inputs yet; trained and stored"
+        if self.sharing is not None and self.sharing.reason:
+            self.note += f" (team store: {self.sharing.reason})"
         return None
+
+    def _from_team(self, key: str):
+        """The History of a trusted result from the team store, restored into the model; or None."""
+        found = self.sharing.find(key)
+        if found is None:
+            return None
+        try:
+            stored = self.cache.open_shared(found.path, found.record["result"], key)
+        except CorruptSnapshot as error:
+            self.sharing.reason = str(error)
+            return None
+        history = self.restore(stored)
+        self.source = found.source
+        return history
+
+    def restore(self, stored):
+        history = self.cache.restore(stored, self.model)
+        stored.close()  # the arrays viewing the map keep it until the variables are assigned
+        return history
+
+    def share(self, manifest: dict, report, record: dict) -> None:
+        """Publish the state just stored in ``.repro/`` to the team store; ``shared`` says how it went."""
+        if self.sharing is not None:
+            self.shared = self.sharing.publish(manifest["manifest"], report.inputs.key, report.fingerprint,
+                                               report.epochs, record.get("env", {}), record.get("by", "?"))
 
     def _refusal(self, arguments: dict, observable) -> Optional[str]:
         if observable:

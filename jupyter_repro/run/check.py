@@ -237,8 +237,9 @@ class KernelRun:
 
 
 def run_in_kernel(path: Path, cells: Sequence[Cell], store: Path, kernel: str = "", timeout: int = 600,
-                  overrides: Sequence[Override] = ()) -> KernelRun:
-    """Execute the notebook at ``path`` once, in a fresh kernel whose ledger is ``store``."""
+                  overrides: Sequence[Override] = (), team_store: str = "") -> KernelRun:
+    """Execute the notebook at ``path`` once, in a fresh kernel whose ledger is ``store``
+    (and which reads and writes the team store at ``team_store``, if one is named)."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellControlSignal
@@ -256,7 +257,8 @@ def run_in_kernel(path: Path, cells: Sequence[Cell], store: Path, kernel: str = 
     after = {cell.index: [o for o in overrides if cell.assigns(o.name)] for cell in cells if not cell.skip}
     ledger, run, state = Ledger(store), KernelRun(), {"seen": 0, "cell": None}
     client = NotebookClient(notebook, kernel_name=kernel, timeout=timeout, startup_timeout=max(60, timeout),
-                            extra_arguments=[f"--ReproMagics.store={store}", "--IPKernelApp.log_level=ERROR"],
+                            extra_arguments=[f"--ReproMagics.store={store}", "--IPKernelApp.log_level=ERROR"]
+                            + ([f"--ReproMagics.team_store={team_store}"] if team_store else []),
                             resources={"metadata": {"path": str(path.parent.resolve())}})
 
     def starting(cell, cell_index):
@@ -366,6 +368,7 @@ class Check:
             self._against_saved(cell, fits, outcome)
         unknown = {fit.get("reason") for fit in fits[0] if fit.get("reason")}
         outcome.notes += [f"inputs not all known by content: {reason}" for reason in sorted(unknown)]
+        outcome.notes += _replays(fits)
         return outcome
 
     def _against_saved(self, cell: Cell, fits: List[List[dict]], outcome: Outcome) -> None:
@@ -428,6 +431,15 @@ class Check:
     def ok(self) -> bool:
         outcomes = self.outcomes()
         return bool(outcomes) and all(o.ok for o in outcomes)
+
+
+def _replays(fits: List[List[dict]]) -> List[str]:
+    """"kernel 2: replayed — computed by ci on 2026-12-05 (native)": fits a team store handed over."""
+    from .verdict import computed_by
+
+    return [f"kernel {number}: fit {index} replayed — {computed_by(fit['computed_by'])}"
+            for number, kernel in enumerate(fits, 1) for index, fit in enumerate(kernel, 1)
+            if isinstance(fit.get("computed_by"), dict)]
 
 
 def _compare(reference: List[dict], fits: List[dict], who: str, saved: bool = False,
@@ -533,9 +545,11 @@ def validate(runs: int, against: str, overrides: Sequence[Override], timeout: in
 
 def check_notebook(path: Path, runs: int = 2, kernel: str = "", timeout: int = 600, against: str = "both",
                    overrides: Sequence[Override] = (), progress: Callable[[str], None] = print,
-                   cells: Optional[List[Cell]] = None, tolerance: Optional[Tolerance] = None) -> Check:
+                   cells: Optional[List[Cell]] = None, tolerance: Optional[Tolerance] = None,
+                   team_store: str = "") -> Check:
     """Execute ``path`` in ``runs`` fresh kernels (``kernel``: a kernelspec name, default
-    the notebook's own) and collect each cell's fits; ``Check.outcome`` compares them."""
+    the notebook's own) and collect each cell's fits; ``Check.outcome`` compares them.
+    ``team_store``: a URL the kernels' ``--cache`` fits read and (with a trusted key) write."""
     path = Path(path)
     validate(runs, against, overrides, timeout)
     cells = read_cells(read_notebook(path), path) if cells is None else cells
@@ -548,7 +562,7 @@ def check_notebook(path: Path, runs: int = 2, kernel: str = "", timeout: int = 6
             progress(f"kernel {number}/{runs}: executing {path.name} ...")
             try:
                 check.kernels.append(run_in_kernel(path, cells, Path(scratch) / f"kernel-{number}", kernel,
-                                                   timeout, overrides))
+                                                   timeout, overrides, team_store))
             except NotebookFailed as error:
                 raise NotebookFailed(f"{path.name} did not run to the end in kernel {number}: {error.summary}",
                                      error.details) from error

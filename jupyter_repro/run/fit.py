@@ -235,8 +235,8 @@ class FitCalls:
         """Build the model from the first batch's shapes, as Keras's own symbolic build does
         (TensorFlow defers it into the first step, where no callback can see the state
         before training), then call ``on_built`` once. No data is consumed: arrays by a
-        one-row slice, a ``tf.data`` pipeline by its element spec, a ``PyDataset`` by its
-        first batch; a generator cannot be looked at, and Keras builds the model as usual."""
+        one-row slice, a ``tf.data`` pipeline by its element spec; a generator or a
+        ``PyDataset`` cannot be looked at without reading it, and Keras builds the model as usual."""
         on_built, self.on_built = self.on_built, None
         batch = _first_batch(arguments.get("x"), arguments.get("y"))
         if batch is None:
@@ -293,9 +293,8 @@ def _first_batch(x, y):
 
     if hasattr(x, "element_spec"):  # tf.data: the spec is (x, y) or (x, y, sample_weight)
         return x.element_spec if isinstance(x.element_spec, tuple) else (x.element_spec,)
-    if isinstance(x, keras.utils.PyDataset):
-        first = x[0]
-        return first if isinstance(first, tuple) else (first,)
+    if isinstance(x, keras.utils.PyDataset):  # reading a batch could draw from its RNGs: Keras builds it
+        return None
     try:
         return rows(x), rows(y)
     except TypeError:  # a generator, or data Keras alone knows how to read

@@ -205,7 +205,7 @@ FIELDS = {"id": str, "time": str, "by": str, "model": (str, _NONE), "seed": (int
           "snapshot_name": (str, _NONE), "inputs": dict, "input_key": str, "result": (str, _NONE),
           "metrics": dict, "history": dict, "seconds": _NUMBER, "env": dict, "env_ref": str, "opaque": dict,
           "reason": (str, _NONE), "verdict": str, "same_inputs_as": (int, _NONE), "cached_from": int,
-          "state": bool, "process": int}
+          "state": bool, "process": int, "computed_by": dict}
 _HASH = re.compile(r"[0-9a-f]{32}")
 
 
@@ -286,6 +286,8 @@ def history_frame(records: List[dict], model: Optional[str] = None, last: Option
                "verdict": record.get("verdict", ""),
                "repeat of": record.get("same_inputs_as") if record.get("verdict") in REPEATS else None,
                "seconds": record.get("seconds")}
+        if record.get("computed_by"):  # replayed from the team store: whose result it is
+            row["computed by"] = (record["computed_by"] or {}).get("computed_by")
         row.update(record.get("metrics", {}))
         rows.append(row)
     frame = pd.DataFrame(rows)

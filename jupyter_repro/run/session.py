@@ -17,6 +17,10 @@ scripts are thin callers::
 A script's fit function counts by its code, closure and the globals it reads; a
 notebook cell by its code and the notebook names it reads (``source=``, ``namespace=``).
 
+A team store (``Session(store="s3://bucket/prefix")``, or ``team_store=`` beside a local
+``store``) shares ``cache=True`` results between installations, signed and verified
+(``run/sharing.py``); ``.repro/`` stays the local store and the copy of what was fetched.
+
 ``listeners`` hear of each run as it goes (an experiment tracker, ``tracking.py``), each
 method optional: ``run_started(report)`` before the model is restored,
 ``run_finished(report, error)`` after the run is recorded (``error`` None) or did not
@@ -28,6 +32,7 @@ import contextlib
 import os
 import time
 import weakref
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..errors import DistributionError, ReproError, Unfingerprintable
@@ -42,11 +47,19 @@ class Session:
     def __init__(self, seed: Optional[int] = None, deterministic: bool = True, store: Optional[str] = ".repro",
                  cache_max_bytes: int = DEFAULT_CAP, seeder: Optional[Seeder] = None, signer=None,
                  listeners: Sequence[object] = (), snapshot_memory_max_bytes: int = 64 * 2**20,
-                 portable: bool = False):
+                 portable: bool = False, team_store: str = "", trust_file: Optional[str] = None,
+                 key_file: Optional[str] = None, team_timeout: float = 2.0, team_options: Optional[dict] = None):
         self.seeder = seeder or Seeder()
         #: ``portable.PortableReport`` once the portable mode is asked for (``portable=True``)
         self.portable = self.make_portable() if portable else None
         self.listeners = list(listeners)
+        #: the trust file (None: repro-trust.json in the working folder or a parent), the ed25519
+        #: key file (None: the Jupyter data dir's, or $JUPYTER_REPRO_KEY_FILE), the team store's bound
+        self.trust_file, self.key_file, self.team_timeout = trust_file, key_file, team_timeout
+        self.team_options = dict(team_options or {})  # fsspec storage options (an endpoint, credentials)
+        self._team_stores: Dict[tuple, object] = {}  # the TeamStores opened, kept: one found down stays down
+        self._team = None  # this run's run/sharing.Sharing
+        self.team_store = team_store  # before store: a URL given as the store sets it
         self.store = store
         self.cache_max_bytes = cache_max_bytes
         #: a snapshot up to this size is also kept in memory; a larger one only in its mapped file
@@ -80,6 +93,61 @@ class Session:
 
             self._signer = Signer()
         return self._signer
+
+    @property
+    def store(self) -> Optional[str]:
+        """The local store (``.repro``): ledger, snapshots, states. Set to a URL, it sets
+        ``team_store`` to it, and the local store to ``.repro``."""
+        return self._store
+
+    @store.setter
+    def store(self, value) -> None:
+        from ..store.team import is_url
+
+        if is_url(value):
+            self.team_store, value = value, ".repro"
+        self._store = value
+
+    @property
+    def team_store(self) -> str:
+        """The team store's URL ("": none)."""
+        return self._team_store
+
+    @team_store.setter
+    def team_store(self, value) -> None:
+        self._team_store = value or ""
+        if self._team_store:  # opened now: a missing package is said at once, and its client warms up meanwhile
+            self._opened(self._team_store, self.team_timeout, self.team_options)
+
+    def _opened(self, where: str, timeout: float, options: dict):
+        from ..store.team import TeamStore
+
+        key = (where, timeout, repr(sorted(options.items())))
+        if key not in self._team_stores:
+            self._team_stores[key] = TeamStore(where, timeout, options)
+        return self._team_stores[key]
+
+    def team_sharing(self):
+        """The team store as a run sees it (``run/sharing.py``): ``ReproError`` for a
+        missing package or a bad trust file, before anything of the run is touched."""
+        from ..store import keys, trust
+        from . import bits_class, environment
+        from .sharing import Sharing
+
+        identity = keys.Identity(self.key_file)
+        trusted = trust.Trust.load(self.trust_file or trust.find("."), own=identity.public)
+        remote = self._opened(self.team_store, self.team_timeout, self.team_options)
+        mirror = self._opened(str(Path(self.store).resolve() / "team"), 60.0, {})
+        return Sharing(remote, mirror, identity, trusted, bits_class.facts(environment.collect(), self._floor()))
+
+    def _floor(self) -> str:
+        """The portable mode's floor when every pin is in force, else ""."""
+        from ..seeding.portable import FLOORS
+
+        report = self.portable
+        if report is None or not report.complete:
+            return ""
+        return (FLOORS.get(report.backend) or "").split(" (")[0]
 
     @property
     def cache_max_bytes(self) -> int:
@@ -263,7 +331,7 @@ class Session:
         """What ``model`` is compiled with now, and by whom: a later ``compile`` by the
         user replaces these objects, which is how ``recipe_for`` tells."""
         refs = tuple(_weak(o) for o in _compiled_with(model))
-        self._compiled[id(model)] = refs + (recipe,)
+        self._compiled[id(model)] = (refs, _held_ids(model), recipe)
 
     def recipe_for(self, model, snapshot):
         """The compile settings a fit uses: the model's as they are now (a ``compile`` after
@@ -273,8 +341,9 @@ class Session:
 
         known = self._compiled.get(id(model))
         current = _compiled_with(model)
-        if known is not None and all(ref() is obj for ref, obj in zip(known[:4], current)):
-            recipe = known[4]
+        if known is not None and all(ref() is obj for ref, obj in zip(known[0], current)) \
+                and known[1] == _held_ids(model):
+            recipe = known[2]
         else:
             recipe = CompileRecipe.of(model)
         return recipe, recipe.differences(snapshot.recipe)
@@ -339,6 +408,9 @@ class Session:
                     yield report
             self._fingerprint(model, report, calls, files)
             _missed(snapshot, model)
+            if calls.replayed and recipe.held:
+                report.notes.append(f"replayed: the model's variables; {', '.join(recipe.held)} start anew at the next "
+                                    "fit as always, and are new now (their steps and moments are not stored)")
             if ledger is not None:  # read after the fit: nothing extra is held while it trains
                 self._record(report, ledger, calls, replayer, model)
         except BaseException as error:  # the listeners hear of it, then it goes on as it was
@@ -371,6 +443,7 @@ class Session:
             return seed
         require_model(model, repr(label or snapshot.variable))
         snapshot.check(model)
+        self._team = self.team_sharing() if cache and self.team_store else None
         return seed
 
     def _take_inputs(self, model, snapshot, seed, label, state, code, source, namespace, hidden):
@@ -491,7 +564,7 @@ class Session:
         from .cache import Replayer, StateCache
 
         cache = StateCache(self.store, self.cache_max_bytes, self.signer, keep=self._saved.values())
-        return Replayer(cache, ledger, inputs, model, verify)
+        return Replayer(cache, ledger, inputs, model, verify, sharing=self._team)
 
     def _record(self, report, ledger, calls, replayer, model) -> None:
         """Decide the verdict, store the state for ``--cache``, write the ledger line. A
@@ -523,13 +596,18 @@ class Session:
             replayer.note = f"⚠ cache: the result's state was not stored: {unwritable(self.store, unstored)}"
         if replayer is not None and not calls.replayed and replayer.note:
             report.notes.append(replayer.note)
+        if replayer is not None and replayer.shared:
+            report.notes.append(replayer.shared)
 
     def _decide(self, record, ledger, calls, replayer):
         """The verdict: replayed from the cache, or compared with the runs recorded before."""
         from .verdict import Verdict, decide
 
         if calls.replayed:
-            record["cached_from"] = replayer.source["run"]
+            if replayer.source.get("team"):  # computed by another installation: who, when, in which class
+                record["computed_by"] = {k: replayer.source.get(k) for k in ("computed_by", "time", "mode", "signer")}
+            else:
+                record["cached_from"] = replayer.source["run"]
             return Verdict("cached", record, replayer.source)
         return decide(record, ledger.records(), self.signer.verifies)
 
@@ -539,8 +617,9 @@ class Session:
         if replayer is None or replayer.refused is not None or len(calls.calls) != 1 or not report.inputs.comparable:
             return None
         try:
-            replayer.cache.save(report.fingerprint, model, calls.history, report.inputs.key)
+            manifest = replayer.cache.save(report.fingerprint, model, calls.history, report.inputs.key)
             record["state"] = True
+            replayer.share(manifest, report, record)
         except OverCap as error:
             replayer.note = f"cache: {error}"
         except OSError as error:
@@ -628,6 +707,14 @@ def _compiled_with(model) -> tuple:
     from ..model.compile_call import WATCH
 
     return model, model.optimizer, getattr(model, "_compile_config", None), WATCH.recorded(model)
+
+
+def _held_ids(model) -> frozenset:
+    """The optimizers ``model`` holds, by ``id``: one added or replaced since the last
+    compile the session saw is a compile setting changed (``recipe_for``)."""
+    from ..model.compile_call import held_ids
+
+    return held_ids(model)
 
 
 def _weak(obj):

@@ -68,6 +68,8 @@ class Verdict:
                 text += (f" (changed since run #{self.earlier['run']}: {', '.join(names)}"
                          + (f" and {more} more, all in the ledger" if more > 0 else "") + ")")
             return text
+        if self.status == "cached" and self.earlier.get("team"):
+            return f"{run}: replayed — {computed_by(self.earlier)} ✓"
         if self.status == "cached":
             return (f"{run}: result from run #{self.earlier['run']} ({_when(self.earlier)}), restored "
                     "from the cache; training skipped")
@@ -93,6 +95,8 @@ class Verdict:
             return f"identical to run {earlier}"
         if self.status == "differs":
             return f"differs from run {earlier}"
+        if self.status == "cached" and self.earlier.get("team"):
+            return f"replayed, computed by {self.earlier.get('computed_by')}"
         if self.status == "cached":
             return f"cached from run {earlier}"
         return self.status
@@ -134,6 +138,13 @@ def decide(record: dict, records: List[dict], signed_here: Callable[[dict], bool
 
     changes = Environment(record.get("env", {})).diff(previous.get("env", {}))
     return Verdict("differs", record, previous, changes, elsewhere=elsewhere, distance=distance(previous, record))
+
+
+def computed_by(source: dict) -> str:
+    """"computed by ci on 2026-12-05 (portable, floor x86-64 with AVX)": a result from the team store."""
+    day = str(source.get("time") or "?")[:10]
+    mode = f" ({source['mode']})" if source.get("mode") else ""
+    return f"computed by {source.get('computed_by', '?')} on {day}{mode}"
 
 
 def _when(record: dict) -> str:

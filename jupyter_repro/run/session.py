@@ -552,10 +552,13 @@ class Session:
             report.notes.append("the model was trained outside %%repro_fit since the last run: every variable "
                                 "was restored from the snapshot")
             return keep
-        changes = UserChanges(model, self._left_for(model), getattr(snapshot, "state_digests", None))
+        load = self._loads.since_last_run(model) if self._loads is not None else None
+        origin = getattr(snapshot, "state_digests", None)
+        # a load is the notebook's change even where it wrote the bytes the last run left (a checkpoint
+        # of its last epoch): then every variable unlike the snapshot's is kept
+        changes = UserChanges(model, origin if load is not None else self._left_for(model), origin)
         if changes:
             inputs.parts["user changes"] = changes.fingerprint()
-            load = self._loads.since_last_run(model) if self._loads is not None else None
             report.notes.append(changes.note(load.name if load is not None else None))
             keep = keep | changes.ids()
         return keep

@@ -31,8 +31,11 @@ def without_layer_names(config):
     def collect(node):
         if isinstance(node, dict):
             inner = node.get("config")
-            if "class_name" in node and isinstance(inner, dict) and isinstance(inner.get("name"), str):
-                names.setdefault(inner["name"], f"layer{len(names)}")
+            policy = str(node.get("class_name", "")).endswith("DTypePolicy")  # its name is a dtype, not a layer's
+            if "class_name" in node and not policy:
+                for found in (inner.get("name") if isinstance(inner, dict) else None, node.get("name")):
+                    if isinstance(found, str):  # a custom layer's automatic name is only the entry's own
+                        names.setdefault(found, f"layer{len(names)}")
             for value in node.values():
                 collect(value)
         elif isinstance(node, (list, tuple)):

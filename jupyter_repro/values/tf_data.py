@@ -124,7 +124,10 @@ def _renamed(reference: str, names: dict) -> str:
 def _rename_inputs(nodes, names: dict) -> None:
     for node in nodes:
         node.name = names.get(node.name, node.name)
-        node.input[:] = [_renamed(reference, names) for reference in node.input]
+        renamed = [_renamed(reference, names) for reference in node.input]
+        # data inputs keep their order (it is the op's argument order); control inputs are
+        # a set, which TensorFlow lists in an order that changes between builds
+        node.input[:] = [r for r in renamed if not r.startswith("^")] + sorted(r for r in renamed if r.startswith("^"))
         if "_class" in node.attr:  # colocation: ["loc:@node"]
             values = node.attr["_class"].list.s
             values[:] = [b"loc:@" + names.get(v[5:].decode(), v[5:].decode()).encode()

@@ -254,3 +254,26 @@ def test_an_unseen_compile_after_unload_is_not_replayed_from_before(session):
     watch_compile()
     with pytest.raises(ModelError, match="did not see the call"):
         session.snapshot(model)
+
+
+def test_a_custom_layers_automatic_name_does_not_count():
+    """keras.io's custom layers (``TransformerBlock(layers.Layer)``) take no ``name``: Keras
+    numbers it per process (``transformer_block_2``), held only by the layer entry."""
+    @keras.saving.register_keras_serializable(package="tests")
+    class Block(keras.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.dense = units, keras.layers.Dense(units)
+
+        def call(self, x):
+            return self.dense(x)
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    def build(units):
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, keras.layers.Dense(1)(Block(units)(inputs)))
+
+    assert architecture(build(3)) == architecture(build(3))
+    assert architecture(build(3)) != architecture(build(5))

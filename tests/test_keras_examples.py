@@ -366,6 +366,17 @@ def compatibility_page():
         write_page(ROWS)
 
 
+#: Examples whose second A is honestly another run (the verdicts say so, naming what changed),
+#: so they cannot be ✓ yet: they still fail on any wrong verdict, and once one passes, the
+#: test says to take it off this list (docs/compatibility.md lists them as ✗ with the reason).
+KNOWN = {
+    "mnist_convnet_continue_from_checkpoint": "each fit rewrites best.weights.h5, so each visit loads another "
+                                              "start (named: user changes)",
+    "transfer_learning_fine_tuning": "the fit cell unfreezes the base and recompiles, and the next fit starts "
+                                     "from that (named: fit.architecture, fit.compile)",
+}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_example(path, tmp_path):
     meta = nbformat.read(path, as_version=4).metadata["repro_example"]
@@ -385,6 +396,11 @@ def test_example(path, tmp_path):
         elif not row.refusal:
             row.result = "✓" + (f" ({'; '.join(row.notes)})" if row.notes else "")
         ROWS.append(row)
+    if path.stem in KNOWN:
+        wrong = [p for p in row.problems if p.startswith("WRONG VERDICT") or "trained outside" in p]
+        assert not wrong, "\n".join(wrong)
+        assert row.problems, f"{path.stem} passes now: take it off KNOWN"
+        pytest.xfail(KNOWN[path.stem])
     assert not row.problems, "\n".join(row.problems)
 
 

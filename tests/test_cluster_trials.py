@@ -398,3 +398,27 @@ def test_on_local_starts_a_cluster_in_the_kernel_with_its_environment(kernel):
                         "{__import__('jupyter_repro').__file__}")
     kernel.run("%unload_ext jupyter_repro")
     assert kernel.value("__import__('jupyter_repro.run.cluster', fromlist=['x'])._LOCAL == {}")
+
+
+def test_the_portable_mode_reaches_the_workers_and_their_bits(tmp_path):
+    """A kernel started in the portable mode (the env and flag ``install-kernel --portable``
+    writes): workers it starts inherit its pins, report no arithmetic difference, and every
+    per-seed result equals the in-kernel trial's. The twin: the same trials without the mode
+    give other bits than with it (the pins change the arithmetic here, so the equality can fail)."""
+    from jupyter_repro.kernelspec import kernel_spec
+
+    spec = kernel_spec(42, "portable", portable=True)
+    with Kernel(env=spec["env"], extra_arguments=["--ReproMagics.portable=True"], cwd=str(tmp_path)) as kernel:
+        kernel.run(SETUP)
+        assert kernel.value("get_ipython().magics_manager.registry['ReproMagics'].session.portable.complete")
+        here = trials(kernel, "--trials 2 --metric rmse", name="portable_here")
+        there = trials(kernel, "--trials 2 --metric rmse --on local", name="portable_there")
+        assert "arithmetic differs" not in there, there
+        assert kernel.value("results(portable_there) == results(portable_here)")
+        assert kernel.value("all(w.startswith('tcp://127.0.0.1:') for w in where(portable_there).values())")
+        portable = kernel.value("results(portable_here)")
+    (tmp_path / "native").mkdir()
+    with Kernel(cwd=str(tmp_path / "native")) as native:
+        native.run(SETUP)
+        trials(native, "--trials 2 --metric rmse", name="native")
+        assert native.value("results(native)") != portable, here

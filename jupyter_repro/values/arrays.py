@@ -43,8 +43,17 @@ def variable_dtype_tag(dtype: np.dtype) -> str:
     (``isbuiltin`` 0): it is still ``<f4``, or the same weights sent to a worker would
     fingerprint as other weights.
     """
-    return dtype.str if dtype.isbuiltin == 1 or (dtype.kind != "V" and np.dtype(dtype.str) == dtype) \
+    return dtype.str if dtype.isbuiltin == 1 or (dtype.kind != "V" and _numpys_own(dtype)) \
         else f"{dtype.str}:{dtype.name}"
+
+
+def _numpys_own(dtype: np.dtype) -> bool:
+    """Equal to the NumPy dtype its ``str`` names; False where NumPy names none (an ``ml_dtypes``
+    float8 says ``<f1``, which NumPy does not understand)."""
+    try:
+        return np.dtype(dtype.str) == dtype
+    except TypeError:
+        return False
 
 
 class ArraysFingerprint:

@@ -3,6 +3,7 @@ a real S3 server on 127.0.0.1 (moto) and through a shared folder, and replay eac
 when trusted; every refused record trains with its reason; many writers leave whole records;
 a store that goes away mid-run costs the sharing, never the result."""
 import json
+import re
 import subprocess
 import sys
 import time
@@ -280,8 +281,10 @@ def test_an_unreachable_store_costs_a_bounded_moment_and_the_fit_trains(tmp_path
     report = person.fit(2)
     assert report.verdict.status == "first"
     notes = " ".join(report.notes)
-    assert "team store not read: s3://nowhere/repro cannot be reached" in notes, notes
-    assert "was not shared (s3://nowhere/repro cannot be reached" in notes, notes
+    # refused at once, or (a loaded machine: the S3 client slow to start) not answered within the bound
+    unreachable = r"s3://nowhere/repro (cannot be reached|did not answer within 1\.0 s)"
+    assert re.search(f"team store not read: {unreachable}", notes), notes
+    assert re.search(rf"was not shared \({unreachable}", notes), notes
 
 
 def test_missing_packages_and_a_bad_trust_file_are_one_line_errors_that_change_nothing(tmp_path, monkeypatch, ip):

@@ -111,17 +111,15 @@ def optimizer_steps(model):
     return None if iterations is None else (id(optimizer), int(np.asarray(host_view(iterations))))
 
 
-def variable_digests(model) -> List[str]:
-    """XXH3-128 of each variable's bytes, in ``model.variables`` order."""
-    return [bytes_digest(host_view(v)) for v in model.variables]
-
-
 class UserChanges:
     """The variables of ``model`` the notebook changed since ``left`` (the digests of
     what the snapshot or the model's last run left) to other bytes than the snapshot's
-    (``origin``; setting a layer back to them is no change), preprocessing state apart."""
+    (``origin``; setting a layer back to them is no change), preprocessing state apart.
+    ``same[i]``: nothing wrote variable ``i`` since ``left`` was read (``state_read``'s
+    witness), so it is not hashed again."""
 
-    def __init__(self, model, left: Optional[Sequence[str]], origin: Optional[Sequence[str]]):
+    def __init__(self, model, left: Optional[Sequence[str]], origin: Optional[Sequence[str]],
+                 same: Optional[Sequence[bool]] = None):
         self.indices: List[int] = []
         self.paths: List[str] = []
         self._variables: List = []
@@ -130,7 +128,7 @@ class UserChanges:
             return
         skip = preprocessing_variables(model)
         for i, variable in enumerate(model.variables):
-            if id(variable) in skip:
+            if id(variable) in skip or same is not None and same[i]:
                 continue
             digest = bytes_digest(host_view(variable))
             if digest != left[i] and digest != origin[i]:

@@ -98,18 +98,26 @@ class Restored:
     kept: int = 0  # the user's (preprocessing state, values set after the last run): not written
 
 
-def put_variables(variables, read, digests=None, fixed=frozenset(), release=None, keep=frozenset()) -> Restored:
+def put_variables(variables, read, digests=None, fixed=frozenset(), release=None, keep=frozenset(),
+                  known=None) -> Restored:
     """Assign ``read(i)`` to each variable. One in ``fixed`` (by ``id``: variables a fit
     cannot change by itself) whose bytes still have checksum ``digests[i]`` is left
-    alone: a frozen backbone is read, not rewritten. One in ``keep`` (by ``id``: the
-    user's, ``model/model_state.py``) is never written. ``release(i)`` after each write."""
+    alone: a frozen backbone is not rewritten. ``known`` (``id`` -> whether it holds what
+    ``read(i)`` holds, told without reading it: ``model/state_read.py``) spares that
+    checksum. One in ``keep`` (by ``id``: the user's, ``model/model_state.py``) is never
+    written. ``release(i)`` after each write."""
+    known = known or {}
     done = Restored()
     for i, variable in enumerate(variables):
         if id(variable) in keep:
             done.kept += 1
             continue
+        same = known.get(id(variable))
+        if same:
+            done.unchanged += 1
+            continue
         digest = digests[i] if digests else None
-        if digest is not None and id(variable) in fixed and bytes_digest(host_view(variable)) == digest:
+        if same is None and digest is not None and id(variable) in fixed and bytes_digest(host_view(variable)) == digest:
             done.unchanged += 1
             continue
         value = read(i)
@@ -429,11 +437,16 @@ class Snapshot:
             self.file.check()
 
     def restore(self, model, values: Optional[List[np.ndarray]] = None,
-                recipe: Optional[CompileRecipe] = None, keep: frozenset = frozenset()) -> Restored:
+                recipe: Optional[CompileRecipe] = None, keep: frozenset = frozenset(),
+                left=None, same: Optional[List[bool]] = None) -> Restored:
         """Recompile with a new optimizer (from ``recipe``, by default the snapshot's)
         and put every variable back (from the snapshot, or from ``values`` of the same
         shapes, e.g. a seed trial's state). Non-trainable variables still holding the
-        snapshot's bytes are left as they are; those in ``keep`` (by ``id``) are not written.
+        snapshot's bytes are left as they are; those in ``keep`` (by ``id``) are not written,
+        nor those that ``left`` (the ``StateRead`` the model's last run or snapshot left;
+        ``same``: its witness's answer, if asked already) vouches hold the snapshot's bytes
+        still: a LoRA fine-tune's frozen base is neither read nor written. ``left`` lets go
+        of its held buffers before anything is written.
 
         Everything that can fail (structure check, the stored file's integrity, optimizer
         construction) runs before the model is touched; a model's own ``compile`` that
@@ -444,19 +457,31 @@ class Snapshot:
         if values is None:
             self._source_ready()
         recipe = recipe or self.recipe
+        known = self._known(model, left, same) if values is None else {}
+        if left is not None:
+            left.release()
         with strategy_scope(model):
             recipe.compile(model)
             if values is not None:
                 done = put_variables(model.variables, values.__getitem__, keep=keep)
             elif self.kept is not None:
                 done = put_variables(model.variables, self.kept.__getitem__, self.digests, fixed_variables(model),
-                                     keep=keep)
+                                     keep=keep, known=known)
             else:
                 done = put_variables(model.variables, self.file.array, self.digests, fixed_variables(model),
-                                     release=self.file.release, keep=keep)
+                                     release=self.file.release, keep=keep, known=known)
         model.reset_metrics()
         _reset_metric_objects(recipe.compile_kwargs)
         return done
+
+    def _known(self, model, left, same) -> Dict[int, bool]:
+        """``{id: holds the snapshot's bytes}`` for each variable ``left``'s witness vouches for."""
+        variables = model.variables
+        if left is None or len(self.digests) != len(variables) or len(left.digests) != len(variables):
+            return {}
+        same = left.unchanged(variables) if same is None else same
+        return {id(v): left.digests[i] == self.digests[i] for i, v in enumerate(variables)
+                if same[i] and self.digests[i] is not None}
 
     def __repr__(self) -> str:
         return repr(self.info())

@@ -129,13 +129,21 @@ class FitReport:
         return {}, ({METADATA_KEY: saved} if saved is not None else {})
 
 
-def _epoch_callback(into: List[str], batches: Optional[List[List[str]]] = None):
+def _epoch_callback(into: List[str], batches: Optional[List[List[str]]] = None,
+                    last: Optional[Callable[[object], None]] = None):
     """A Keras callback appending the fingerprint of every variable at each epoch's end to
-    ``into``; and, given ``batches``, after every batch, one list per epoch."""
+    ``into``; and, given ``batches``, after every batch, one list per epoch. The last
+    planned epoch's is a whole ``StateRead`` (digests and witness too), handed to ``last``:
+    where nothing writes after it, it is the run's result, and the state is read once."""
     import keras
 
+    from ..model.state_read import read_state
 
     class EpochFingerprints(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if last is not None:
+                last(None)  # an earlier fit's read: let go before this one's steps write
+
         def on_epoch_begin(self, epoch, logs=None):
             if batches is not None:
                 batches.append([])
@@ -148,6 +156,11 @@ def _epoch_callback(into: List[str], batches: Optional[List[List[str]]] = None):
                 batches[-1].append(model_fingerprint(self.model)[:EPOCH_DIGITS])
 
         def on_epoch_end(self, epoch, logs=None):
+            if last is not None and epoch + 1 >= (self.params or {}).get("epochs", 0):
+                read = read_state(self.model)
+                last(read)
+                into.append(read.fingerprint[:EPOCH_DIGITS])
+                return
             into.append(model_fingerprint(self.model)[:EPOCH_DIGITS])
 
     return EpochFingerprints()
@@ -172,6 +185,7 @@ class FitCalls:
         self.replay = replay  # (arguments, observable) -> History to return instead of training, or None
         self.replayed = False
         self.epoch_fingerprints: List[str] = []  # of the last fit call that trained
+        self.last_read = None  # the state as the last planned epoch left it (``model/state_read.py``)
 
     def __enter__(self):
         original = self.model.fit
@@ -218,7 +232,7 @@ class FitCalls:
             callbacks = arguments.get("callbacks")
             if callbacks is None or isinstance(callbacks, (list, tuple)):  # fingerprinted above, as the user gave them
                 arguments["callbacks"] = [*(callbacks or ()), _epoch_callback(
-                    self.epoch_fingerprints, self.batch_fingerprints if self.batches else None)]
+                    self.epoch_fingerprints, self.batch_fingerprints if self.batches else None, self._last)]
                 given = given | {"callbacks"}
             extra = arguments.pop(variadic, None) or {} if variadic else {}
             history = original(**{k: v for k, v in arguments.items() if k in given}, **extra)
@@ -230,6 +244,9 @@ class FitCalls:
         for name, fingerprint in observed.fingerprints(steps).items():
             self.inputs.observed(sources[prefix + name], prefix + name, fingerprint)
         return history
+
+    def _last(self, read) -> None:
+        self.last_read = read
 
     def _build(self, arguments) -> None:
         """Build the model from the first batch's shapes, as Keras's own symbolic build does

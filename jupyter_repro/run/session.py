@@ -214,13 +214,17 @@ class Session:
         report.notes.append(f"snapshot '{snapshot.name}' taken at the model's build in this fit, before any "
                             f"training step ({snapshot.fingerprint[:12]}): {snapshot.status}")
 
-    def _remember_left(self, model) -> None:
-        """What ``model``'s variables hold now, as a snapshot or a run left them: a later
-        difference was made by the notebook (``model_state.UserChanges``)."""
-        from ..model.model_state import optimizer_steps, variable_digests
+    def _remember_left(self, model, read=None) -> None:
+        """What ``model``'s variables hold now, as a snapshot or a run left them (``read``:
+        their ``StateRead`` if it was just taken): a later difference was made by the
+        notebook (``model_state.UserChanges``). The read's witness is kept with it, so the
+        next fit need not hash what nothing wrote since."""
+        from ..model.model_state import optimizer_steps
+        from ..model.state_read import read_state
         from ..model.weight_loads import WeightLoads
 
-        self._left[id(model)] = (_weak(model), variable_digests(model), optimizer_steps(model))
+        read = read or read_state(model)
+        self._left[id(model)] = (_weak(model), read.digests, optimizer_steps(model), read)
         if self._loads is None:
             self._loads = WeightLoads()
         self._loads.watch(model)
@@ -234,6 +238,10 @@ class Session:
     def _left_for(self, model):
         known = self._left.get(id(model))
         return known[1] if known is not None and known[0]() is model else None
+
+    def _left_read(self, model):
+        known = self._left.get(id(model))
+        return known[3] if known is not None and known[0]() is model else None
 
     def _trained_since(self, model) -> bool:
         """True when ``model``'s optimizer took steps since the snapshot or its last run:
@@ -297,7 +305,7 @@ class Session:
                 damaged = str(error)  # not the exception: its traceback would keep the damaged file open
             else:
                 self._saved[snapshot.name] = same[-1]["manifest"]
-                touch(same[-1]["manifest"])
+                touch(same[-1]["manifest"], marker=True)
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(same[-1]["created"]))
                 return f"matches the snapshot saved under '{snapshot.name}' on {when} ✓"
         manifest = self._write(store, snapshot, model)
@@ -395,11 +403,11 @@ class Session:
         seed = self._checked(model, snapshot, seed, cache, verify, label, state)
         recipe, compile_changes = self.recipe_for(model, snapshot)
         report = self._take_inputs(model, snapshot, seed, label, state, code, source, namespace, hidden)
-        keep = self._users_state(model, snapshot, report.inputs, report, trial=state is not None)
+        keep, same = self._users_state(model, snapshot, report.inputs, report, trial=state is not None)
         self._tell("run_started", report)
         try:
             started = time.perf_counter()
-            report.restored = self._restore(model, snapshot, state, recipe, keep, seed)
+            report.restored = self._restore(model, snapshot, state, recipe, keep, seed, same)
             if compile_changes:
                 report.notes.append("compiled with the model's current settings, not the snapshot's: "
                                     + "; ".join(compile_changes))
@@ -482,9 +490,11 @@ class Session:
             inputs.opaque["cell"] = "the code run is not known (pass a function to Session.fit)"
         return report
 
-    def _restore(self, model, snapshot, state, recipe, keep, seed):
-        """The snapshot (or a trial's ``state``) back in the model, but for ``keep``, with a
-        fresh optimizer from ``recipe``; every generator reseeded. What was written."""
+    def _restore(self, model, snapshot, state, recipe, keep, seed, same=None):
+        """The snapshot (or a trial's ``state``) back in the model, but for ``keep`` (and
+        what the last read's witness vouches for: ``same``), with a fresh optimizer from
+        ``recipe``; every generator reseeded. What was written."""
+        left = self._left_read(model)
         if _pending(snapshot):  # nothing to put back: a fresh compile, then the build comes in the fit
             from ..model.distribution import strategy_scope
             from ..model.snapshot import Restored
@@ -494,8 +504,8 @@ class Session:
             self._remember_compile(model, recipe)
             self.seeder.reseed(seed)
             return Restored()
-        restored = snapshot.restore(model, state, recipe, keep)  # checks first: raises before touching anything
-        touch(self._saved.get(snapshot.name))  # in use: evicted last
+        restored = snapshot.restore(model, state, recipe, keep, left, same)  # checks first: raises before touching anything
+        touch(self._saved.get(snapshot.name), marker=True)  # in use: evicted last
         self._remember_compile(model, recipe)
         self.seeder.reseed(seed)
         return restored
@@ -503,12 +513,16 @@ class Session:
     def _fingerprint(self, model, report, calls, files) -> None:
         """What the run produced: the result's fingerprint, per-epoch fingerprints, the
         weights' sketch, metrics; for a loop of its own, the files it read count as inputs."""
-        from ..model.snapshot import model_fingerprint
+        from ..model.state_read import read_state
         from ..values.tensors import host_view
         from .divergence import sketch
 
-        report.fingerprint = model_fingerprint(model)
-        self._remember_left(model)
+        read = calls.last_read  # taken at the last epoch's end: it stands if nothing wrote since
+        if read is None or not read.still(model.variables):
+            read = read_state(model)
+        calls.last_read = None
+        report.fingerprint = read.fingerprint
+        self._remember_left(model, read)
         report.metrics, report.history, report.parameters = calls.metrics, calls.epochs, calls.parameters
         report.epochs = list(calls.epoch_fingerprints)
         report.batches = [list(epoch) for epoch in calls.batch_fingerprints]
@@ -530,14 +544,16 @@ class Session:
             self._remember_left(model)          # (raised before any step: what the notebook set stays its own)
         self._tell("run_finished", report, error)
 
-    def _users_state(self, model, snapshot, inputs, report, trial: bool) -> frozenset:
+    def _users_state(self, model, snapshot, inputs, report, trial: bool) -> tuple:
         """The model's state that is the notebook's, not the fit's (``model/model_state.py``):
         its preprocessing layers' state, and the variables it changed since the last run;
-        each an input by content, never written by the restore. ``id`` of those variables."""
+        each an input by content, never written by the restore. ``id`` of those variables,
+        and for each variable whether the last read's witness vouches that nothing wrote it
+        since (``model/state_read.py``), or None where it was not asked."""
         from ..model.model_state import UserChanges, preprocessing_fingerprint, preprocessing_variables
 
         if _pending(snapshot):
-            return frozenset()
+            return frozenset(), None
         keep = preprocessing_variables(model)
         try:
             state = preprocessing_fingerprint(model)
@@ -547,21 +563,24 @@ class Session:
             if state is not None:
                 inputs.parts["preprocessing"] = state
         if trial:  # a seed trial starts from its own state, whole
-            return keep
+            return keep, None
         if self._trained_since(model):  # a model.fit outside %%repro_fit: its changes are a fit's
             report.notes.append("the model was trained outside %%repro_fit since the last run: every variable "
                                 "was restored from the snapshot")
-            return keep
+            return keep, None
         load = self._loads.since_last_run(model) if self._loads is not None else None
         origin = getattr(snapshot, "state_digests", None)
+        left, read = self._left_for(model), self._left_read(model)
+        same = read.unchanged(model.variables) if read is not None and left is not None else None
         # a load is the notebook's change even where it wrote the bytes the last run left (a checkpoint
         # of its last epoch): then every variable unlike the snapshot's is kept
-        changes = UserChanges(model, origin if load is not None else self._left_for(model), origin)
+        changes = UserChanges(model, origin if load is not None else left, origin,
+                              same=None if load is not None else same)
         if changes:
             inputs.parts["user changes"] = changes.fingerprint()
             report.notes.append(changes.note(load.name if load is not None else None))
             keep = keep | changes.ids()
-        return keep
+        return keep, same
 
     def _tell(self, event: str, *args) -> None:
         for listener in self.listeners:

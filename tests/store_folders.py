@@ -72,3 +72,8 @@ def small_disk(tmp_path):
     _mount(folder, "size=256k")
     yield str(folder)
     _unmount(folder)
+
+
+def stored_files(folder):
+    """``files_under(folder)`` less the ``.used`` markers a fit leaves beside a snapshot in use."""
+    return [path for path in files_under(folder) if not path.endswith(".used")]

@@ -15,7 +15,7 @@ from traitlets import TraitError
 from jupyter_repro import ReproError, Session
 from jupyter_repro.run.ledger import Ledger
 from jupyter_repro.store.quota import DiskQuota
-from store_folders import files_under, read_only_folder  # noqa: F401 -- a fixture
+from store_folders import files_under, read_only_folder, stored_files  # noqa: F401 -- a fixture
 
 MODEL = '''
 import numpy as np, keras
@@ -105,7 +105,7 @@ def test_the_snapshot_in_use_is_not_evicted_to_make_room_for_a_state(shell):
     report = fit(shell, "--cache")
     assert [note for note in report.notes if note.startswith("cache: the result's state was not stored: the store's "
             "cap (") and note.endswith(", ReproMagics.cache_max_bytes) is taken by snapshots in use and other installations' states")]
-    assert files_under(os.path.join(store, "snapshots")) == snapshots and not files_under(os.path.join(store, "states"))
+    assert stored_files(os.path.join(store, "snapshots")) == snapshots and not files_under(os.path.join(store, "states"))
     assert fit(shell).verdict.status == "identical"                    # restored from the kept snapshot
 
 
@@ -198,7 +198,7 @@ def test_a_state_or_snapshot_failing_part_way_leaves_nothing(shell, monkeypatch)
                                 f"'{store}' cannot be written ([Errno 28] No space left on device)"]
     assert not files_under(os.path.join(store, "states"))              # no temporary file left
     assert snapshot.status.startswith("⚠ not saved: the store ") and "other" in magics(shell).snapshots
-    assert files_under(os.path.join(store, "snapshots")) == snapshots
+    assert stored_files(os.path.join(store, "snapshots")) == snapshots
     assert fit(shell, "--cache").verdict.status == "identical"         # nothing stale was left to replay
 
 

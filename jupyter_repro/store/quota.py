@@ -199,12 +199,19 @@ class DiskQuota:
                 _remove(path)
 
 
-def touch(path) -> None:
+def touch(path, marker: bool = False) -> None:
     """Mark a stored entry used now. Only the eviction order depends on it: an entry
-    evicted by another kernel meanwhile, or a store that cannot be written, is fine."""
+    evicted by another kernel meanwhile, or a store that cannot be written, is fine.
+
+    ``marker``: by an empty ``.used`` file beside it (one entry with it: same stem), not by
+    the entry's own times. A mapped snapshot is verified once and trusted while its size and
+    times stand (``TensorFile.check``); touching it would make every fit hash it again."""
     if path:
         with contextlib.suppress(OSError):
-            os.utime(path)
+            if marker:
+                Path(path).with_suffix(".used").touch()
+            else:
+                os.utime(path)
 
 
 def _remove(path: Path) -> bool:

@@ -57,8 +57,10 @@ PHASES = [("run.session", "Session", "_record", "ledger + verdict + environment 
           ("model.snapshot", "Snapshot", "restore", "restore: compile + assign (the usual recipe does it too)"),
           ("run.inputs", None, "add_cell", "the notebook names read"), ("run.inputs", None, "architecture", "the architecture"),
           ("run.inputs", None, "add_fit_call", "the fit's arguments, architecture included"),
-          ("model.snapshot", None, "model_fingerprint", "the result fingerprint"),
-          ("run.fit", None, "model_fingerprint", "the result fingerprint"),  # per epoch, bound by name there
+          ("model.state_read", None, "read_state", "reading the state once (result fingerprint + digests)"),
+          ("model.state_read", "StateRead", "unchanged", "the witness (nothing written since?)"),
+          ("model.model_state", "UserChanges", "__init__", "the notebook's changes since the last run"),
+          ("run.fit", None, "model_fingerprint", "per-epoch fingerprints but the last"),  # bound by name there
           ("cell", "Body", "__init__", "compiling the body"), ("seeding.seeder", "Seeder", "reseed", "reseeding"),
           ("run.session", "Session", "recipe_for", "compile settings")]
 

@@ -71,10 +71,14 @@ BENCHMARKS = {  # in the order they run and appear; startup first, before Tensor
                             "per round (the A/A control)"),
     "bigmodels": Benchmark(lambda s: bench_bigmodels.main(repeat=s["big_repeat"], cell_pairs=s["cell_pairs"]),
                            ("big_repeat", "cell_pairs"),
-                           "{big_repeat} repetitions after one warm-up pair for restore, fingerprint and LoRA at "
-                           "100 MB, 1 GB and 1 GB bfloat16; {cell_pairs} rounds for the 1 GB whole-cell rows, each "
-                           "timing the usual recipe twice (the A/A control); one real kernel per side for memory; "
+                           "{big_repeat} repetitions after one warm-up pair for restore and fingerprint at "
+                           "100 MB, 1 GB and 1 GB bfloat16; one real kernel per side for memory; "
                            "the 4 GB model alone, in a process of its own after the others, one repetition"),
+    "big_cells": Benchmark(lambda s: bench_bigmodels.cell_rows(s["big_repeat"], s["cell_pairs"]),
+                           ("big_repeat", "cell_pairs"),
+                           "{cell_pairs} rounds for the 1 GB whole-cell rows, each side on a model of its own and "
+                           "timing the usual recipe twice (the A/A control); {big_repeat} repetitions after one "
+                           "warm-up pair for the LoRA restore"),
 }
 
 

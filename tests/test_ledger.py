@@ -232,3 +232,25 @@ def test_check_names_a_cpu_change_against_a_saved_summary():
         "(the likely cause): cpu isa AVX AVX2 FMA3 → AVX")
     assert difference(saved, dict(here, env=saved["env"]), saved=True).endswith(
         "environment unchanged as far as the summary saved with it tells")
+
+
+def test_the_blas_fact_is_listed_once_per_import_and_its_threads_read_every_time():
+    """The shared objects are walked again only after an import (3.5 ms a fit with TensorFlow
+    loaded); the thread count is read live, so ``threadpool_limits`` shows at once."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy  # noqa: F401 -- its OpenBLAS
+    from jupyter_repro.run import arithmetic
+
+    before = arithmetic._openblas()
+    controller = arithmetic._blas_libraries(threadpoolctl)
+    assert arithmetic._blas_libraries(threadpoolctl) is controller       # no import since: not listed again
+    if "threads" not in before:
+        pytest.skip(f"no BLAS loaded here ({before})")
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        assert ", 1 threads" in arithmetic._openblas()
+    assert arithmetic._openblas() == before
+    sys.modules["jupyter_repro_test_new_module"] = type(sys)("jupyter_repro_test_new_module")
+    try:
+        assert arithmetic._blas_libraries(threadpoolctl) is not controller  # an import: listed again
+    finally:
+        del sys.modules["jupyter_repro_test_new_module"]

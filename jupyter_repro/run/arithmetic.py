@@ -128,8 +128,25 @@ def _openblas() -> str:
     # sorted: libraries are listed in the order they were loaded, which varies between kernels
     blas = sorted({" ".join(str(part) for part in (i.get("internal_api"), i.get("version"), i.get("architecture"))
                             if part) + f", {i.get('num_threads')} threads"
-                   for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"})
+                   for i in _blas_libraries(threadpoolctl).info() if i.get("user_api") == "blas"})
     return "; ".join(blas) or "none loaded"
+
+
+_scanned: list = [None, None]  # the modules imported when the libraries were listed, and the listing
+
+
+def _blas_libraries(threadpoolctl):
+    """threadpoolctl's controller of the loaded libraries, listed again only after an import.
+
+    Listing them walks every shared object of the process (3.5 ms per fit with TensorFlow
+    loaded); a BLAS arrives with the extension module that links it (NumPy, SciPy, PyTorch),
+    so while no module was imported the list stands. Thread counts are asked anew each time
+    (``info``): ``threadpool_limits`` changes them without loading anything.
+    """
+    imported = (len(sys.modules), next(reversed(sys.modules)))
+    if _scanned[0] != imported:
+        _scanned[:] = [imported, threadpoolctl.ThreadpoolController()]
+    return _scanned[1]
 
 
 def onednn_isa(features: Dict[str, bool], cap: str = None) -> str:

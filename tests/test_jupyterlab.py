@@ -4,8 +4,9 @@ JupyterLab is started on 127.0.0.1 only (token auth, a free port), with a kernel
 that ``install_kernel`` put in a temporary prefix (portable, as the demo runs): the kernel
 loads and seeds the extension itself, before the first cell. The page opens a copy of the
 demo notebook that walks alpha 0.4 -> 0.2 -> 0.4 on the synthetic fleet (the demo's own
-plan, five epochs, so that the figure has curves) and ends with ``%repro_history --plot``, runs all cells from the Run menu,
-and reads what rendered: the coloured labels, the metrics line under each fit, the figure.
+plan, five epochs, so that the figure has curves) and ends with ``%repro_history --plot``,
+runs all cells from the Run menu, and reads what rendered: the coloured labels, the metrics
+line under each fit, the figure.
 
 The README's picture is this test's screenshot, taken every run (kept beside the test's
 files); ``REPRO_WRITE_SCREENSHOT=1`` writes it to ``docs/jupyterlab.png``, after checking
@@ -202,7 +203,7 @@ def _finished(cells) -> bool:
         and all(re.fullmatch(r"(\[\d+\]:)?", cell["prompt"].strip()) for cell in cells))
 
 
-def _inside(page, locator) -> bool:
+def _inside(locator) -> bool:
     """Whether the element is wholly inside the viewport: in the screenshot."""
     box = locator.bounding_box()
     return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"]
@@ -257,7 +258,7 @@ def test_verdict_renders_identical_in_jupyterlab(chromium, jupyterlab, tmp_path)
             shown = [page.locator(".repro-verdict-badge").nth(i) for i in range(len(ALPHAS))]
             shown += [page.locator(".repro-fit > div", has_text=re.compile(r"^loss ")).last,
                       page.locator(".jp-OutputArea img").last]
-            assert all(_inside(page, element) for element in shown), "the picture would miss a label or the figure"
+            assert all(_inside(element) for element in shown), "the picture would miss a label or the figure"
             screenshot = tmp_path / "jupyterlab.png"
             page.screenshot(path=str(screenshot))
         finally:

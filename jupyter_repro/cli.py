@@ -1,6 +1,6 @@
 """The ``jupyter-repro`` command line: a traitlets application, like Jupyter's own.
 
-``jupyter-repro demo [--data DIR] [--epochs N] [--alphas 1.0,0.4,0.2,0.4] [--output DIR]``
+``jupyter-repro demo [--data DIR] [--epochs N] [--alphas 1.0,0.4,0.2,0.4] [--output DIR] [--native]``
 ``jupyter-repro key show|export``, ``jupyter-repro trust NAME PUBLIC_KEY``: a team store's keys.
 
 Bad input (an unknown command or option, a value of the wrong type, a missing or
@@ -88,7 +88,8 @@ class DemoApp(_Command):
     description = ("Run the turbofan FD001 notebook headless in a fresh kernel, trying the alphas "
                    "in turn; a repeated alpha must reproduce its first run to the bit "
                    "(exit status 1 if not). Uses NASA's files from --data or CMAPSS_DIR, "
-                   "else a synthetic fleet.")
+                   "else a synthetic fleet. The kernel runs in the portable mode (the same digits on every "
+                   "x86-64 CPU with AVX) unless --native.")
     data = Unicode("", help="Directory with train_FD001.txt, test_FD001.txt, RUL_FD001.txt.").tag(config=True)
     epochs = Int(20, help="Epochs per fit.").tag(config=True)
     alphas = Unicode("1.0,0.4,0.2,0.4", help="Smoothing strengths, comma-separated, in the order tried."
@@ -96,8 +97,13 @@ class DemoApp(_Command):
     output = Unicode("demo-output", help="Where the executed notebook and figure go.").tag(config=True)
     notebook = Unicode("", help=("Another notebook to walk (default: the bundled turbofan one); its "
                                  "cells tagged parameters/preprocess/fit/evaluate are repeated.")).tag(config=True)
+    native = Bool(False, help=("Run the kernel native (this CPU's own code paths) instead of in the portable "
+                               "mode, whose pins give the x86-64 AVX floor's digits on every such CPU.")
+                  ).tag(config=True)
     aliases = {"data": "DemoApp.data", "epochs": "DemoApp.epochs", "alphas": "DemoApp.alphas",
                "output": "DemoApp.output", "notebook": "DemoApp.notebook"}
+    flags = {"native": ({"DemoApp": {"native": True}},
+                        "Run native: this CPU's own code paths (default: the portable mode, the AVX floor's digits).")}
 
     @validate("alphas")
     def _valid_alphas(self, proposal):
@@ -125,11 +131,13 @@ class DemoApp(_Command):
 
         try:
             result = run_demo(self.alpha_values, self.epochs, self.data or None, Path(self.output),
-                              notebook_path=Path(self.notebook) if self.notebook else NOTEBOOK)
+                              notebook_path=Path(self.notebook) if self.notebook else NOTEBOOK,
+                              portable=not self.native)
         except ReproError as error:
             self.exit_with(f"jupyter-repro demo: {error}", 2)
         print()
         print(result.table())
+        print(result.mode)
         print(f"\nexecuted notebook: {result.notebook}\nfigure: {result.figure}")
         if not result.reproducible:
             self.exit_with("a repeated setting gave a different result", 1)

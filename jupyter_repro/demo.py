@@ -5,6 +5,13 @@ each alpha in turn, the cells tagged ``parameters`` (with that alpha), ``preproc
 ``fit`` and ``evaluate`` — exactly what a user does when jumping back to an earlier
 setting. A repeated alpha must reproduce its first run to the bit: the fingerprint of
 every variable and the validation-loss curve are compared.
+
+The kernel runs in the portable mode by default (``seeding/portable.py``): its pins are put in
+the kernel process's environment before it starts, as ``install-kernel --portable`` does
+(``GLIBC_TUNABLES`` is read only then), so the table's digits are those of the x86-64 AVX floor,
+the same on every such CPU. ``portable=False`` runs native: this CPU's own code paths. The
+kernel says which mode it is in, and the output repeats it, so a table is never taken for the
+other mode's.
 """
 from __future__ import annotations
 
@@ -16,12 +23,22 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import nbformat
 
 NOTEBOOK = Path(__file__).parent / "notebooks" / "turbofan_fd001.ipynb"
 LOOP_TAGS = ("parameters", "preprocess", "fit", "evaluate")
+#: run in the kernel before the first fit: the mode the extension is in, as its own report says,
+#: the CPU's instruction sets and the versions the digits depend on
+MODE = ('import json as _json, sys as _sys\nfrom jupyter_repro.run import arithmetic as _arithmetic\n'
+        '_magics = get_ipython().magics_manager.registry.get("ReproMagics")\n'
+        '_portable = None if _magics is None else _magics.session.portable\n'
+        'print("@@mode " + _json.dumps({"report": None if _portable is None else str(_portable), '
+        '"complete": bool(_portable is not None and _portable.complete), '
+        '"backend": None if _portable is None else _portable.backend, "cpu_isa": _arithmetic.facts()["cpu isa"], '
+        '"versions": {_name: _sys.modules[_name].__version__ for _name in ("tensorflow", "jax", "keras", "numpy") '
+        'if _name in _sys.modules}}))')
 RECORD = ('import json as _json\nprint("@@repro " + _json.dumps({"alpha": alpha, "train_rmse": train_rmse, '
           '"test_rmse": test_rmse, "fingerprint": model_fingerprint(model), '
           '"val_loss": history.history["val_loss"]}))')
@@ -40,11 +57,38 @@ class DemoRun:
 
 
 @dataclass
+class KernelMode:
+    """The mode asked for, and what the kernel said of it: the table's digits mean nothing
+    to another reader without it."""
+
+    portable: bool
+    report: Optional[str] = None   # the kernel's PortableReport, as text (None: native)
+    complete: bool = False         # every pin in force, nothing uncovered in use
+    backend: Optional[str] = None
+    cpu_isa: str = ""
+    versions: Dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        names = {"tensorflow": "TensorFlow", "jax": "JAX", "keras": "Keras", "numpy": "NumPy"}
+        versions = ", ".join(f"{names[name]} {version}" for name, version in self.versions.items())
+        facts = f"      {versions + '; ' if versions else ''}CPU features (NumPy's probe): {self.cpu_isa}"
+        if not self.portable:
+            return ("mode: native (this CPU's own code paths)\n" + facts + "\n      these digits can differ on "
+                    "another CPU; without --native the demo gives the x86-64 AVX floor's, the same on every such CPU")
+        if not self.complete:
+            return f"mode: {self.report or 'portable, not reported by the kernel'}\n{facts}"
+        return (f"mode: portable, every pin in force ({self.backend} backend, the x86-64 AVX floor)\n" + facts +
+                "\n      these digits are the same on every x86-64 CPU with AVX; another version of these "
+                "libraries can change them")
+
+
+@dataclass
 class DemoResult:
     data: str
     runs: List[DemoRun] = field(default_factory=list)
     notebook: Optional[Path] = None
     figure: Optional[Path] = None
+    mode: Optional[KernelMode] = None
 
     @property
     def reproducible(self) -> bool:
@@ -86,19 +130,32 @@ def _cell_plan(notebook, alphas: Sequence[float]):
     return plan + [fresh(cell) for cell in after]
 
 
-def _record(cell) -> dict:
+def _record(cell, marker: str = "@@repro ") -> dict:
     for output in cell.get("outputs", []):
         for line in output.get("text", "").splitlines():
-            if line.startswith("@@repro "):
-                return json.loads(line[len("@@repro "):])
-    raise RuntimeError("the evaluate cells printed no result")
+            if line.startswith(marker):
+                return json.loads(line[len(marker):])
+    raise RuntimeError(f"the demo's cell printed no {marker.strip()} line")
+
+
+def kernel_env(environ: Mapping[str, str], portable: bool) -> Dict[str, str]:
+    """The kernel's environment: ``environ``, with the portable mode's pins when asked for
+    (they must be there when the process starts: glibc reads its own only then)."""
+    from .seeding.portable import backend_env
+
+    env = dict(environ)
+    if portable:
+        env.update(backend_env(env.get("KERAS_BACKEND"), env))
+    return env
 
 
 def run_demo(alphas: Sequence[float] = (1.0, 0.4, 0.2, 0.4), epochs: int = 20,
              data_dir: Optional[str] = None, output: Path = Path("demo-output"),
              notebook_path: Path = NOTEBOOK, timeout: int = 1800,
-             progress: Callable[[str], None] = print) -> DemoResult:
-    """Execute the notebook's back-and-forth in one fresh kernel and compare repeats."""
+             progress: Callable[[str], None] = print, portable: bool = True,
+             kernel_name: str = "python3") -> DemoResult:
+    """Execute the notebook's back-and-forth in one fresh kernel and compare repeats
+    (``kernel_name``: another kernelspec of this Python, e.g. one under an emulated CPU)."""
     from nbclient import NotebookClient
 
     from .run.check import read_notebook
@@ -110,21 +167,29 @@ def run_demo(alphas: Sequence[float] = (1.0, 0.4, 0.2, 0.4), epochs: int = 20,
         env["CMAPSS_DIR"] = data_dir
     source = load_or_synthesize(data_dir).source  # fails here, before any kernel, if files are missing
     env.update(REPRO_EPOCHS=str(epochs), TF_CPP_MIN_LOG_LEVEL=env.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    env = kernel_env(env, portable)
 
     template = read_notebook(notebook_path)
     executed = nbformat.v4.new_notebook(metadata=template.metadata)
     result = DemoResult(data=source)
     output.mkdir(parents=True, exist_ok=True)
-    client = NotebookClient(executed, kernel_name="python3", timeout=timeout,
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    client = NotebookClient(executed, kernel_name=kernel_name, timeout=timeout,
+                            extra_arguments=["--IPKernelApp.log_level=ERROR",
+                                             f"--ReproMagics.portable={portable}"],
                             resources={"metadata": {"path": str(output)}})
     progress(f"data: {source}")
-    progress(f"starting a fresh kernel ({sys.executable})")
+    progress(f"starting a fresh kernel ({sys.executable}), " + ("portable mode" if portable else "native mode"))
     started = time.perf_counter()
     with client.setup_kernel(env=env):
-        for cell in _cell_plan(template, alphas):
+        for cell in _with_mode_cell(_cell_plan(template, alphas)):
             executed.cells.append(cell)
             tags = set(cell.get("metadata", {}).get("tags", []))
+            if "demo-mode" in tags:
+                client.execute_cell(cell, len(executed.cells) - 1)
+                seen = _record(cell, "@@mode ")
+                result.mode = KernelMode(portable, **seen)
+                progress(str(result.mode))
+                continue
             if "parameters" in tags:
                 started = time.perf_counter()
                 progress(f"run {len(result.runs) + 1}/{len(alphas)}: {cell.source} ...")
@@ -140,6 +205,12 @@ def run_demo(alphas: Sequence[float] = (1.0, 0.4, 0.2, 0.4), epochs: int = 20,
     nbformat.write(executed, result.notebook)
     result.figure = _plot(result, output / "val_loss.png")
     return result
+
+
+def _with_mode_cell(plan):
+    """``plan`` with the cell that asks the kernel its mode before the first fit."""
+    first = next(i for i, cell in enumerate(plan) if set(cell.get("metadata", {}).get("tags", [])) & set(LOOP_TAGS))
+    return plan[:first] + [nbformat.v4.new_code_cell(MODE, metadata={"tags": ["demo-mode"]})] + plan[first:]
 
 
 def _compare(runs: List[DemoRun], run: DemoRun) -> DemoRun:

@@ -296,7 +296,7 @@ SUBCOMMANDS = {
     "check": ["--runs", "--kernel", "--timeout", "--against", "--set", "kernels", "saved", "both", "EPOCHS=2",
               "NB", "MISSING", "--CheckApp.runs", "--bogus"],
     "history": ["LEDGER", "MISSING", "--log-level", "--bogus"],
-    "demo": ["--data", "--epochs", "--alphas", "--output", "--notebook", "NB", "1.0,0.4", "0", "--bogus"],
+    "demo": ["--data", "--epochs", "--alphas", "--output", "--notebook", "--native", "NB", "1.0,0.4", "0", "--bogus"],
     "install-kernel": ["--name", "--seed", "--user", "--sys-prefix", "--prefix", "--backend", "--display-name",
                        "tensorflow", "--bogus"],
 }

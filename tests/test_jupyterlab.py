@@ -1,15 +1,21 @@
-"""The demo notebook in real JupyterLab, driven by headless Chromium: the verdict renders.
+"""The demo notebook in real JupyterLab, driven by headless Chromium: what a user sees renders.
 
 JupyterLab is started on 127.0.0.1 only (token auth, a free port), with a kernelspec
-that ``install_kernel`` put in a temporary prefix: the kernel loads and seeds the
-extension itself, before the first cell. The page opens a copy of the demo notebook
-that walks alpha 0.4 -> 0.2 -> 0.4 on the synthetic fleet (the demo's own plan, one
-epoch), runs all cells from the Run menu, and reads what the fit cells rendered.
+that ``install_kernel`` put in a temporary prefix (portable, as the demo runs): the kernel
+loads and seeds the extension itself, before the first cell. The page opens a copy of the
+demo notebook that walks alpha 0.4 -> 0.2 -> 0.4 on the synthetic fleet (the demo's own
+plan, five epochs, so that the figure has curves) and ends with ``%repro_history --plot``,
+runs all cells from the Run menu, and reads what rendered: the coloured labels, the metrics
+line under each fit, the figure.
+
+The README's picture is this test's screenshot, taken every run (kept beside the test's
+files); ``REPRO_WRITE_SCREENSHOT=1`` writes it to ``docs/jupyterlab.png``, after checking
+that the labels, a metrics line and the figure are all inside it.
 
 Needs Chromium (Debian: ``apt-get install chromium``) and Playwright for Python, which
 drives that browser (no browser of Playwright's own is downloaded). Without them the
 test is skipped and says why; CI sets ``JUPYTER_REPRO_REQUIRE_BROWSER=1`` so that there
-it fails instead. ``JUPYTER_REPRO_SCREENSHOT=docs/jupyterlab.png`` keeps the screenshot.
+it fails instead.
 """
 from __future__ import annotations
 
@@ -35,11 +41,15 @@ from jupyter_repro.kernelspec import install_kernel
 from kernel import QUIET_TF
 
 ALPHAS = (0.4, 0.2, 0.4)
+EPOCHS = 5           # the figure draws curves, not points
 KERNEL = "repro-browser-test"
-DISPLAY_NAME = "Python 3 (reproducible, seed 42)"
+DISPLAY_NAME = "Python 3 (reproducible, seed 42, portable)"
+PLOT = "%repro_history --plot"
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "jupyterlab.png"
+VIEWPORT = {"width": 1280, "height": 1500}  # the three walks and the figure on one screen
 BROWSERS = ("chromium", "chromium-browser")
 STARTUP_S = 90       # JupyterLab answering; the page showing an idle kernel
-RUN_ALL_S = 240      # every cell run: one kernel, three one-epoch fits on the synthetic fleet
+RUN_ALL_S = 420      # every cell run: one kernel, three five-epoch fits on the synthetic fleet
 
 pytestmark = pytest.mark.browser
 
@@ -80,9 +90,10 @@ def _status(url: str) -> int:
 
 
 def _notebook(path: Path):
-    """The demo notebook as the demo walks it, minus its record cells; the kernelspec,
-    not the notebook, loads the extension. The walk's preprocessing and evaluation
-    cells show their outputs only, so that one screen holds the three walks."""
+    """The demo notebook as the demo walks it, minus its record cells, then the history's
+    figure; the kernelspec, not the notebook, loads the extension. The walk's preprocessing
+    and evaluation cells show their outputs only, so that one screen holds the three walks
+    and the figure."""
     template = nbformat.read(NOTEBOOK, as_version=4)
     cells = []
     for cell in _cell_plan(template, ALPHAS):
@@ -94,6 +105,8 @@ def _notebook(path: Path):
         if cell.cell_type == "code" and cell.source.startswith("%load_ext jupyter_repro"):
             cell.source = cell.source.replace("%load_ext jupyter_repro\n", "")
         cells.append(cell)
+    last_evaluate = max(i for i, cell in enumerate(cells) if "evaluate" in cell.get("metadata", {}).get("tags", []))
+    cells.insert(last_evaluate + 1, nbformat.v4.new_code_cell(PLOT))
     notebook = nbformat.v4.new_notebook(cells=cells, metadata=dict(template.metadata))
     notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": DISPLAY_NAME, "language": "python"}
     nbformat.write(notebook, path)
@@ -129,10 +142,10 @@ def jupyterlab(chromium, tmp_path):
     """A JupyterLab server of this environment on 127.0.0.1; (base URL, token, root folder)."""
     root, prefix, config = tmp_path / "root", tmp_path / "prefix", tmp_path / "config"
     root.mkdir()
-    install_kernel(KERNEL, display_name=DISPLAY_NAME, seed=42, prefix=str(prefix))
+    install_kernel(KERNEL, display_name=DISPLAY_NAME, seed=42, prefix=str(prefix), portable=True)
     _configure(config)
     env = {key: value for key, value in os.environ.items() if key != "CMAPSS_DIR"}  # the synthetic fleet
-    env.update(QUIET_TF, REPRO_EPOCHS="1", JUPYTER_PATH=str(prefix / "share" / "jupyter"),
+    env.update(QUIET_TF, REPRO_EPOCHS=str(EPOCHS), JUPYTER_PATH=str(prefix / "share" / "jupyter"),
                JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(tmp_path / "data"),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), IPYTHONDIR=str(tmp_path / "ipython"))
     port, token = _free_port(), secrets.token_hex(24)
@@ -171,6 +184,13 @@ CELLS = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')].map
     source: [...cell.querySelectorAll('.cm-line')].map(line => line.textContent).join('\\n'),
     output: (cell.querySelector('.jp-OutputArea') || {}).innerText || '',
     error: !!cell.querySelector('[data-mime-type="application/vnd.jupyter.error"]'),
+    figure: !!cell.querySelector('.jp-OutputArea img'),
+}))"""
+# each fit's label (its verdict, its colour) and the line of metrics under it, as rendered
+RICH = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .repro-fit')].map(fit => ({
+    verdict: (fit.querySelector('.repro-verdict') || {dataset: {}}).dataset.reproVerdict || '',
+    colour: getComputedStyle(fit.querySelector('.repro-verdict-badge') || fit).color,
+    metrics: [...fit.children].map(part => part.innerText).find(text => /^loss /.test(text)) || '',
 }))"""
 
 
@@ -179,7 +199,14 @@ def _finished(cells) -> bool:
     (cells whose input is collapsed show no prompt)."""
     printed = [cell for cell in cells if "weights " in cell["output"]]
     return any(cell["error"] for cell in cells) or (
-        len(printed) == len(ALPHAS) and all(re.fullmatch(r"(\[\d+\]:)?", cell["prompt"].strip()) for cell in cells))
+        len(printed) == len(ALPHAS) and any(cell["figure"] for cell in cells)
+        and all(re.fullmatch(r"(\[\d+\]:)?", cell["prompt"].strip()) for cell in cells))
+
+
+def _inside(locator) -> bool:
+    """Whether the element is wholly inside the viewport: in the screenshot."""
+    box = locator.bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"]
 
 
 def test_verdict_renders_identical_in_jupyterlab(chromium, jupyterlab, tmp_path):
@@ -190,7 +217,7 @@ def test_verdict_renders_identical_in_jupyterlab(chromium, jupyterlab, tmp_path)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page = browser.new_page(viewport=VIEWPORT)
             page.goto(f"{base}/lab/tree/turbofan_fd001.ipynb?reset&token={token}")
             page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=STARTUP_S * 1000)
             # The status bar says "<kernel> | Idle" once the kernel is started and connected.
@@ -216,13 +243,25 @@ def test_verdict_renders_identical_in_jupyterlab(chromium, jupyterlab, tmp_path)
             weights = [re.search(r"weights (\w{16})", cell["output"]).group(1) for cell in shown]
             assert weights[0] == weights[2] != weights[1]  # the repeat's bytes, and the other alpha's differ
 
+            rich = page.evaluate(RICH)                       # the HTML forms, not the plain text
+            assert [fit["verdict"] for fit in rich] == ["first", "first", "identical"], rich
+            assert rich[0]["colour"] != rich[2]["colour"]    # blue and green labels, not plain text
+            assert all(re.fullmatch(r"loss \S+, val_loss \S+", fit["metrics"]) for fit in rich), rich
+            (plotted,) = [cell for cell in cells if cell["source"] == PLOT]
+            assert plotted["figure"], plotted
+
             page.keyboard.press("Control+b")  # the left sidebar closed: the notebook full width
             first = next(i for i, cell in enumerate(cells) if cell["source"] == f"alpha = {ALPHAS[0]!r}")
             page.locator(".jp-Notebook .jp-CodeCell").nth(first).evaluate(
                 "cell => cell.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(500)  # the scroll settled
+            shown = [page.locator(".repro-verdict-badge").nth(i) for i in range(len(ALPHAS))]
+            shown += [page.locator(".repro-fit > div", has_text=re.compile(r"^loss ")).last,
+                      page.locator(".jp-OutputArea img").last]
+            assert all(_inside(element) for element in shown), "the picture would miss a label or the figure"
             screenshot = tmp_path / "jupyterlab.png"
             page.screenshot(path=str(screenshot))
         finally:
             browser.close()
-    if os.environ.get("JUPYTER_REPRO_SCREENSHOT"):
-        shutil.copyfile(screenshot, os.environ["JUPYTER_REPRO_SCREENSHOT"])
+    if os.environ.get("REPRO_WRITE_SCREENSHOT") == "1":
+        shutil.copyfile(screenshot, SCREENSHOT)

@@ -209,17 +209,22 @@ def in_process_rows(size: str, repeat: int, cell_pairs: int) -> list[Comparison]
     return rows
 
 
-def cell_rows(repeat: int, cell_pairs: int, size: str = "1GB") -> list[Comparison]:
-    """What reading the state costs a fit (issue #30): the whole 1 GB fit cell against the
-    usual recipe, then a LoRA fine-tune's restore against a full one; ``run_all --only big_cells``."""
-    ip = user_shell(tempfile.mkdtemp(prefix="repro-bench-cell-"))
-    run = lambda source: run_cell(ip, source)  # noqa: E731
-    run("%repro_seed 42")
-    run(build_source(size))
-    run("%repro_snapshot model")
-    rows = whole_cell_rows(ip, size, repeat, cell_pairs)
-    close_shell(ip)
-    rows.append(lora_row(size, repeat))
+def cell_rows(repeat: int, cell_pairs: int, sizes=("1GB", "4GB")) -> list[Comparison]:
+    """What reading the state costs a fit (issue #30): the whole fit cell against the usual
+    recipe at each size (4 GB: half the rounds, about 13 GB of RAM at its peak), then at
+    1 GB a LoRA fine-tune's restore against a full one; ``run_all --only big_cells``."""
+    rows = []
+    for size in sizes:
+        ip = user_shell(tempfile.mkdtemp(prefix="repro-bench-cell-"))
+        run = lambda source: run_cell(ip, source)  # noqa: E731
+        run("%repro_seed 42")
+        run(build_source(size))
+        run("%repro_snapshot model")
+        rows += whole_cell_rows(ip, size, repeat, cell_pairs if size == "1GB" else max(2, cell_pairs // 2))
+        close_shell(ip)
+        gc.collect()
+        if size == "1GB":
+            rows.append(lora_row(size, repeat))
     return rows
 
 
@@ -369,9 +374,9 @@ if __name__ == "__main__":
     parser.add_argument("--memory-rounds", type=int, default=1)
     parser.add_argument("--cell-pairs", type=int, default=6, help="rounds of the whole-cell rows at 1 GB")
     parser.add_argument("--json", help="write the rows here (as docs/performance.json stores them)")
-    parser.add_argument("--cells", action="store_true", help="only the 1 GB fit cell and LoRA restore rows")
+    parser.add_argument("--cells", action="store_true", help="only the fit cell rows (and LoRA at 1 GB), for --sizes")
     args = parser.parse_args()
-    results = cell_rows(args.repeat, args.cell_pairs) if args.cells else main(
+    results = cell_rows(args.repeat, args.cell_pairs, tuple(args.sizes.split(","))) if args.cells else main(
         tuple(args.sizes.split(",")), args.repeat, args.memory_rounds, args.cell_pairs, separate=not args.json)
     if args.json:
         with open(args.json, "w") as handle:

@@ -16,9 +16,14 @@ the next fit, and a LoRA restore's frozen base, skip the reread where it is safe
   that copies, on another device, always moves).
 * **JAX**: arrays are immutable; a write puts a new array in the variable (a donated
   buffer is deleted, never rewritten in place): the same array object means the same bytes.
-* **PyTorch**: the parameter's version counter moves with every in-place write; the same
-  object, version and data pointer mean the same bytes.
-* Anything else (another backend, a variable split over devices): no witness; hashed again.
+* **PyTorch**: no witness. The version counter misses writes through ``param.data`` (its
+  own counter) and through NumPy views, the usual initialisation idioms: hashed again.
+* Anything else (another backend, a variable mirrored or split over devices, a read that
+  copies): no witness; hashed again.
+
+Not seen, and never claimed: writers that bypass TensorFlow's reference count (the raw
+``InplaceUpdate``/``InplaceAdd`` ops on a read tensor, DLPack exports written by another
+library, a private ``_numpy()`` view written in place).
 
 Holding TensorFlow's buffers costs no memory while nothing writes (they are the variables'
 own); a write between two fits keeps the old buffer until the next fit, which lets go of
@@ -26,6 +31,7 @@ every held buffer before its restore writes (``release``).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import List, Sequence
 
@@ -45,13 +51,20 @@ def _mark(variable, view):
     backend cannot tell."""
     value = getattr(variable, "_value", None)
     module = type(value).__module__ or ""
-    if module.startswith("tensorflow") and not view.flags.owndata:  # the variable's own buffer, shared
+    if module.startswith("tensorflow"):
+        if _mirrored(value) or view.flags.owndata or _pointer(host_view(variable)) != _pointer(view):
+            return None  # replicas, or a read that copies (another device, copy-on-read): never the same buffer
         return ("tf", view, _pointer(view))
     if module.startswith(("jax", "jaxlib")):
         return ("jax", value)
-    if module.startswith("torch") and hasattr(value, "_version"):
-        return ("torch", value, value._version, value.data_ptr())
     return None
+
+
+def _mirrored(value) -> bool:
+    """A ``tf.distribute`` value (one buffer per replica: the primary's says nothing of the others)."""
+    distribute = getattr(sys.modules.get("tensorflow"), "distribute", None)
+    kind = getattr(distribute, "DistributedValues", None)
+    return kind is not None and isinstance(value, kind)
 
 
 def _unchanged(variable, mark) -> bool:
@@ -61,9 +74,7 @@ def _unchanged(variable, mark) -> bool:
     if mark[0] == "tf":
         now = host_view(variable)
         return not now.flags.owndata and _pointer(now) == mark[2]
-    if mark[0] == "jax":
-        return value is mark[1]
-    return value is mark[1] and value._version == mark[2] and value.data_ptr() == mark[3]
+    return value is mark[1]
 
 
 @dataclass

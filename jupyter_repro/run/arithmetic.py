@@ -141,7 +141,8 @@ def _blas_libraries(threadpoolctl):
     Listing them walks every shared object of the process (3.5 ms per fit with TensorFlow
     loaded); a BLAS arrives with the extension module that links it (NumPy, SciPy, PyTorch),
     so while no module was imported the list stands. Thread counts are asked anew each time
-    (``info``): ``threadpool_limits`` changes them without loading anything.
+    (``info``): ``threadpool_limits`` changes them without loading anything. A BLAS loaded
+    by ``ctypes`` alone is listed at the next import.
     """
     imported = (len(sys.modules), next(reversed(sys.modules)))
     if _scanned[0] != imported:

@@ -178,6 +178,7 @@ class ClusterTrials:
     def _hold(self, model, state) -> None:
         from ..model.snapshot import assign_variables
 
+        self.session._let_go(model)
         assign_variables(model, state)
         self.session._remember_left(model)
 

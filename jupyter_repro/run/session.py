@@ -224,7 +224,7 @@ class Session:
         from ..model.weight_loads import WeightLoads
 
         read = read or read_state(model)
-        self._left[id(model)] = (_weak(model), read.digests, optimizer_steps(model), read)
+        self._left[id(model)] = (_weak(model, self._left), read.digests, optimizer_steps(model), read)
         if self._loads is None:
             self._loads = WeightLoads()
         self._loads.watch(model)
@@ -242,6 +242,13 @@ class Session:
     def _left_read(self, model):
         known = self._left.get(id(model))
         return known[3] if known is not None and known[0]() is model else None
+
+    def _let_go(self, model) -> None:
+        """Drop the buffers the last read holds before writing every variable (TensorFlow
+        would otherwise keep each old buffer beside the new one)."""
+        read = self._left_read(model)
+        if read is not None:
+            read.release()
 
     def _trained_since(self, model) -> bool:
         """True when ``model``'s optimizer took steps since the snapshot or its last run:
@@ -697,6 +704,7 @@ class Session:
             self._tell("trials_finished", None, error)
             raise
         if session_state is not None and seeds[-1] != session_seed:
+            self._let_go(model)
             assign_variables(model, session_state)  # the model holds the session seed's result
             self._remember_left(model)  # as a run left it: not a change of the notebook's
         frame = trials_frame(rows)
@@ -766,11 +774,18 @@ def _held_ids(model) -> frozenset:
     return held_ids(model)
 
 
-def _weak(obj):
+def _weak(obj, entries: Optional[dict] = None):
+    """A weak reference to ``obj``; with ``entries`` (keyed by ``id(obj)``), its entry goes
+    when ``obj`` does: what the entry holds (a read's buffers) must not outlive the model."""
     if obj is None:
         return lambda: None
+    key = id(obj)
+
+    def gone(ref):
+        if entries is not None and entries.get(key, (None,))[0] is ref:  # not a new object under a reused id
+            del entries[key]
     try:
-        return weakref.ref(obj)
+        return weakref.ref(obj, gone)
     except TypeError:
         return lambda: obj
 

@@ -209,7 +209,8 @@ def touch(path, marker: bool = False) -> None:
     if path:
         with contextlib.suppress(OSError):
             if marker:
-                Path(path).with_suffix(".used").touch()
+                if Path(path).exists():  # not for an entry evicted meanwhile: the marker would stand alone
+                    Path(path).with_suffix(".used").touch()
             else:
                 os.utime(path)
 

@@ -27,6 +27,27 @@ from .cluster import check_workers, connect
 PORTABLE_IGNORES = ("cpu", "cpu isa", "onednn isa")
 
 
+#: fit options trials on a cluster cannot honour: why, and what to do instead
+UNSUPPORTED = {
+    "verify": "--verify (it trains again to compare with the stored result, in the kernel): drop --on to verify "
+              "in the kernel, or drop --verify",
+    "batches": "--batches (it fingerprints every batch in the kernel): drop --on to place a difference by batch, "
+               "or drop --batches",
+    "code": "code= (a compiled body; a worker runs the cell's source): pass source= and namespace=",
+}
+
+
+def refuse(options: dict) -> None:
+    """A ``ReproError`` for what trials on a cluster cannot run, before anything is started
+    or sent: an option of ``UNSUPPORTED``, or a cell with magics (no IPython on a worker)."""
+    from .shipment import require_plain_python
+
+    for name, why in UNSUPPORTED.items():
+        if options.get(name):
+            raise ReproError(f"trials on a cluster do not take {why}")
+    require_plain_python(options.get("source") or "")
+
+
 class ClusterTrials:
     """One ``--trials`` cell on a cluster: ``run`` returns the table ``Session.trials`` does."""
 

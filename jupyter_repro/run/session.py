@@ -687,11 +687,9 @@ class Session:
 
     def _cluster_trials(self, model, body, metrics, seeds, metric_names, snapshot, progress, client, options):
         """``trials`` on a Dask cluster (``run/cluster_trials.py``); refuses what it cannot run."""
-        from .cluster_trials import ClusterTrials
+        from .cluster_trials import ClusterTrials, refuse
 
-        unsupported = [name for name in ("verify", "batches", "code") if options.get(name)]
-        if unsupported:
-            raise ReproError(f"trials on a cluster do not take {', '.join(unsupported)}")
+        refuse(options)
         self._checked(model, snapshot, seeds[0], options.get("cache", False), False, options.get("label"))
         return ClusterTrials(self, client, progress).run(
             model, seeds, metric_names, snapshot, options.get("source"), options.get("namespace"),

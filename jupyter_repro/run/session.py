@@ -646,7 +646,8 @@ class Session:
         those of ``metric_names``: each must be set by the cell (``source=``) or be in
         ``namespace=``, checked before any trial runs. ``client``: run them on a Dask
         cluster instead (a ``Client``, ``"local"`` or a scheduler address;
-        ``run/cluster_trials.py``), the same table back."""
+        ``run/cluster_trials.py``), the same table back. ``progress`` hears a
+        ``TrialProgress`` at each change (``run/trial_progress.py``; its str is a line)."""
         from ..model.snapshot import assign_variables, read_variables
         from .trial_progress import Tracker
         from .trials import checked_seeds, initial_state, require_metrics, trial_row, trials_frame

@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/run_all.py --only batches [fit ...]
     .venv/bin/python benchmarks/run_all.py --only bigmodels fixed_cost
 
-A full run takes about an hour (the big models about 25 minutes of it, and 14 GB of RAM at
-their peak). ``--only`` re-measures the benchmarks named and keeps
+A full run takes about an hour and a half (the big models about 25 minutes of it, and 14 GB
+of RAM at their peak; the team store and the cluster trials about 15 minutes each). ``--only`` re-measures the benchmarks named and keeps
 the others' rows as docs/performance.json stores them when it ends (every timing, note,
 setting and the run each came from; so --only runs of different benchmarks may overlap);
 the page is then written from both, each row saying when it was measured where the runs
@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import bench_batches  # noqa: E402
 import bench_bigmodels  # noqa: E402
+import bench_cluster_trials  # noqa: E402
 import bench_fixed_cost  # noqa: E402
 import bench_load  # noqa: E402
 import bench_processes  # noqa: E402
@@ -33,6 +34,7 @@ import bench_fingerprint  # noqa: E402
 import bench_fit  # noqa: E402
 import bench_snapshot  # noqa: E402
 import bench_startup  # noqa: E402
+import bench_team_store  # noqa: E402
 from common import Comparison, cpu_model  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "docs", "performance.md")
@@ -79,6 +81,17 @@ BENCHMARKS = {  # in the order they run and appear; startup first, before Tensor
                            "{cell_pairs} rounds for the 1 GB whole-cell rows, each side on a model of its own and "
                            "timing the usual recipe twice (the A/A control); {big_repeat} repetitions after one "
                            "warm-up pair for the LoRA restore"),
+    "cluster_trials": Benchmark(lambda s: bench_cluster_trials.main(s["cluster_trials"], 2, s["cluster_repeat"]),
+                                ("cluster_trials", "cluster_repeat"),
+                                "{cluster_repeat} rounds after one warm-up round, each timing {cluster_trials} trials "
+                                "(2 epochs) on a LocalCluster of 2 worker processes started before the warm-up, in "
+                                "the kernel, and in the kernel again (the A/A control); then the first use, "
+                                "{cluster_repeat} // 2 + 1 rounds after one uncounted round, the workers started in "
+                                "the timed cell (Dask distributed, the dask extra)"),
+    "team_store": Benchmark(lambda s: bench_team_store.main(s["epochs"], s["repeat"]), ("epochs", "repeat"),
+                            "{repeat} rounds after one uncounted round for the replay rows ({epochs} epochs), "
+                            "2 × {repeat} + 1 for the unreachable store's, each timing the baseline twice (the A/A "
+                            "control); a moto S3 server on 127.0.0.1 (moto[server], s3fs)"),
 }
 
 
@@ -94,6 +107,8 @@ def main():
                         help="the revision whose extension load this tree's is timed against (before the #22 layout)")
     parser.add_argument("--load-rounds", type=int, default=80, help="rounds for the extension-load rows")
     parser.add_argument("--cell-pairs", type=int, default=6, help="rounds for the 1 GB whole fit cell rows")
+    parser.add_argument("--cluster-trials", type=int, default=8, help="trials per cell for the cluster rows")
+    parser.add_argument("--cluster-repeat", type=int, default=3, help="rounds for the cluster rows")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME",
                         help=f"re-measure only these ({', '.join(BENCHMARKS)}); keep the stored rows of the others")
     args = parser.parse_args()

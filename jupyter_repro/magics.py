@@ -313,6 +313,7 @@ class ReproMagics(Magics):
     def repro_fit(self, line, cell):
         """Reseed, restore the snapshot, recompile with a fresh optimizer, then run
         the cell: the same inputs give the same weights, to the bit."""
+        from .progress_bar import ProgressBar
         from .run.trials import trial_seeds
 
         args = _arguments(self.repro_fit, line)
@@ -343,7 +344,7 @@ class ReproMagics(Magics):
                     return self.session.trials(
                         model, run, seeds, metrics=lambda: {name: namespace.get(name) for name in args.metric},
                         metric_names=args.metric, client=(args.on or self.cluster) or None,
-                        progress=lambda text: print(text, flush=True), **options)
+                        progress=ProgressBar(self.shell), **options)
                 return self.session.fit(model, run, seed=args.seed, **options)
             except _BodyFailed as error:
                 raise UsageError(f"the fit cell did not finish ({error}); "

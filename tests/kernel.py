@@ -34,10 +34,12 @@ class Kernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=120)
         self.stderr = []  # every stderr stream message, C++ logs included (fd 2 is forwarded by ipykernel)
+        self.displays = []  # the last run's display_data and update_display_data messages: (msg_type, content)
 
     def run(self, code: str, timeout: float = 300) -> str:
         """Execute ``code`` as one cell; stdout text, or ``KernelError`` on error."""
         out, errors = [], []
+        self.displays = []
 
         def hook(msg):
             kind, content = msg["msg_type"], msg["content"]
@@ -49,6 +51,8 @@ class Kernel:
                 out.append(content["data"].get("text/plain", "") + "\n")
             elif kind == "error":
                 errors.append(content)
+            elif kind in ("display_data", "update_display_data"):
+                self.displays.append((kind, content))
 
         reply = self.client.execute_interactive(code, output_hook=hook, timeout=timeout)
         text = "".join(out)

@@ -87,3 +87,41 @@ def test_tensorflow_pools_count_by_the_threads_in_force():
     assert arithmetic_differs(notebook, pinned, {"intra": 0, "cpus": 2}, {"intra": 2, "cpus": 4}) == ""
     assert arithmetic_differs(notebook, pinned, {"intra": 0, "cpus": 2}, {"intra": 1, "cpus": 4}) == \
         "tensorflow intra-op threads 1 (notebook 2)"
+
+
+REFUSED = [("--cache --verify", "model.fit(X, y, epochs=1, verbose=0)",
+            r"^trials on a cluster do not take --verify \(.*\): drop --on to verify in the kernel, or drop --verify$"),
+           ("--batches", "model.fit(X, y, epochs=1, verbose=0)",
+            r"^trials on a cluster do not take --batches \(.*\): drop --on .*, or drop --batches$"),
+           ("", "%time model.fit(X, y, epochs=1, verbose=0)",
+            r"^trials on a cluster run the cell's Python on the workers, where there is no IPython: move the magics")]
+
+
+@pytest.mark.parametrize("options, body, message", REFUSED, ids=["verify", "batches", "magics"])
+def test_what_a_cluster_cannot_run_is_refused_in_one_line_before_anything_starts(ip, options, body, message):
+    """--verify, --batches and magics in the cell with --on: a one-line UsageError that says
+    what to do; no cluster started, no run recorded, the model's variables and the
+    notebook's names as they were."""
+    pytest.importorskip("distributed", reason="Dask distributed is not installed")
+    import hashlib
+
+    from IPython.core.error import UsageError
+
+    from jupyter_repro.run import cluster
+
+    ip.run_cell("import numpy as np, keras\nX = np.ones((32, 4), 'float32'); y = X.sum(1)\n"
+                "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])\n"
+                "model.compile(optimizer='adam', loss='mse')")
+    ip.run_line_magic("repro_seed", "42")
+    ip.run_line_magic("repro_snapshot", "model")
+    ip.run_cell_magic("repro_fit", "model", "model.fit(X, y, epochs=1, verbose=0)")
+    state = lambda: hashlib.sha256(b"".join(v.numpy().tobytes() for v in ip.user_ns["model"].variables)).digest()  # noqa: E731
+    session = ip.magics_manager.registry["ReproMagics"].session
+    before, names, records = state(), set(ip.user_ns), len(session.ledger.records())
+    with pytest.raises(UsageError, match=message) as refused:
+        ip.run_cell_magic("repro_fit", f"model --trials 2 --on local {options}", body)
+    assert "\n" not in str(refused.value)
+    assert not cluster._LOCAL and not cluster._CLIENTS                   # nothing started, nothing reached
+    assert state() == before and set(ip.user_ns) == names and len(session.ledger.records()) == records
+    assert state() != (ip.run_cell_magic("repro_fit", "model --seed 7", "model.fit(X, y, epochs=1, verbose=0)")
+                       or state())                                      # the twin: a run does change it

@@ -9,7 +9,10 @@ equality tests can fail.
 """
 import importlib.util
 import os
+import re
 import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -74,6 +77,26 @@ def kernel(cluster):
         yield kernel
 
 
+@pytest.fixture(scope="module")
+def here(kernel):
+    """The in-kernel trials of seeds 42-44 (``here`` in the kernel, and ``here_hash``: the
+    model holding seed 42's result), run once for every test that compares with them."""
+    trials(kernel, "--trials 3 --metric rmse", name="here")
+    kernel.run("here_hash = state_hash(model)")
+    return kernel.value("results(here)")
+
+
+def bars(displays):
+    """(value, max, text/plain) of each progress bar a cell displayed, and the display ids."""
+    found, ids = [], set()
+    for _, content in displays:
+        match = re.search(r'<progress value="(\d+)" max="(\d+)">', content["data"].get("text/html", ""))
+        if match:
+            found.append((int(match[1]), int(match[2]), content["data"]["text/plain"]))
+            ids.add(content["transient"]["display_id"])
+    return found, ids
+
+
 def test_workers_import_this_tree(kernel, cluster):
     """The workers (started by pytest, with its environment) run the code under test."""
     import jupyter_repro
@@ -83,14 +106,12 @@ def test_workers_import_this_tree(kernel, cluster):
         jupyter_repro.__file__}
 
 
-def test_cluster_table_and_every_result_equal_the_in_kernel_trials(kernel, cluster):
-    trials(kernel, "--trials 3 --metric rmse", name="here")
-    kernel.run("here_hash = state_hash(model)")
+def test_cluster_table_and_every_result_equal_the_in_kernel_trials(kernel, cluster, here):
     printed = trials(kernel, "--trials 3 --metric rmse --on $ADDRESS", name="there")
     assert "3 trials on 2 workers" in printed and "arithmetic differs" not in printed
     assert printed.count("; identical to run #") == 3                 # each against its in-kernel run
     assert kernel.value("here.equals(there)")                      # the same table, every digit
-    here, there = kernel.value("results(here)"), kernel.value("results(there)")
+    there = kernel.value("results(there)")
     assert here == there and len(set(here.values())) == 3          # three seeds, three results
     assert set(kernel.value("where(there)").values()) <= set(cluster.scheduler_info()["workers"])
     assert kernel.value("state_hash(model) == here_hash")          # the model holds seed 42's result, as in-kernel
@@ -98,7 +119,19 @@ def test_cluster_table_and_every_result_equal_the_in_kernel_trials(kernel, clust
     assert [line["verdict"] for line in lines] == ["identical"] * 3 and all(line["worker"] for line in lines)
 
 
-def test_reversed_order_gives_the_same_results(kernel):
+def test_the_bar_counts_the_trials_as_the_workers_finish_them(kernel):
+    """One display, updated in place: an HTML <progress> (text/plain beside it) that starts
+    at 0 of 3 with both workers running and ends at 3 of 3, none running, none failed."""
+    kernel.run("%%repro_fit model --trials 3 --on $ADDRESS\n" + FIT)
+    found, ids = bars(kernel.displays)
+    assert kernel.displays[0][0] == "display_data" and len(ids) == 1
+    assert {kind for kind, _ in kernel.displays[1:]} == {"update_display_data"}
+    assert found[0][:2] == (0, 3) and "running 2, failed 0" in found[0][2]
+    assert [value for value, _, _ in found] == sorted(value for value, _, _ in found)
+    assert found[-1][2].endswith("done 3/3, running 0, failed 0")
+
+
+def test_reversed_order_gives_the_same_results(kernel, here):
     trials(kernel, "--seeds 44,43,42 --metric rmse --on $ADDRESS", name="reversed_")
     assert kernel.value("results(reversed_) == results(here)")
     assert kernel.value("list(reversed_.index[:3])") == [44, 43, 42]
@@ -131,7 +164,7 @@ def test_listeners_hear_each_trial_as_they_hear_the_kernels(kernel):
                                                "run_started", "run_finished 2 None", "trials_finished None"]
 
 
-def test_twin_the_plain_dask_recipe_gives_other_bits(kernel):
+def test_twin_the_plain_dask_recipe_gives_other_bits(kernel, here):
     """Seed the worker, rebuild the model from its config, compile, fit: what one would
     write without this package. The notebook's own model (seed 42's trial starts from the
     state the notebook's cells drew, not from seed 42 alone) comes out with other bits."""
@@ -149,11 +182,10 @@ def test_twin_the_plain_dask_recipe_gives_other_bits(kernel):
             plain_results = {str(s): plain_client.submit(plain, model.get_config(), s, X, y, pure=False).result()
                              for s in (42, 43, 44)}
         '''))
-    plain, here = kernel.value("plain_results"), kernel.value("results(here)")
-    assert plain["42"] != here["42"]
+    assert kernel.value("plain_results")["42"] != here["42"]
 
 
-def test_twin_workers_that_do_not_reseed_give_other_bits(kernel, cluster):
+def test_twin_workers_that_do_not_reseed_give_other_bits(kernel, cluster, here):
     """The same trials, with the workers' reseeding switched off (Python's ``random``, NumPy,
     TensorFlow, Keras) in fresh worker processes: every result differs, so the equality above
     can fail. (In workers that had run a seeded trial before, seeds 43 and 44 still came out
@@ -176,7 +208,7 @@ def test_twin_workers_that_do_not_reseed_give_other_bits(kernel, cluster):
         trials(kernel, "--trials 3 --metric rmse --on $ADDRESS", name="unseeded")
     finally:
         cluster.run(seeding, False)
-    unseeded, here = kernel.value("results(unseeded)"), kernel.value("results(here)")
+    unseeded = kernel.value("results(unseeded)")
     assert [seed for seed in here if unseeded[seed] == here[seed]] == []
 
 
@@ -310,10 +342,57 @@ def test_another_keras_version_on_the_workers_is_named_before_any_trial(kernel, 
     assert len(kernel.value("ledger()")) == before
 
 
+@pytest.fixture(scope="module")
+def other_keras():
+    """A folder holding another Keras release (``pip install --target DIR keras==X --no-deps``;
+    ``.ci/run`` makes one and names it in JUPYTER_REPRO_OTHER_KERAS), and its version."""
+    from importlib import metadata
+
+    folder = os.environ.get("JUPYTER_REPRO_OTHER_KERAS", "")
+    found = [d for d in metadata.distributions(path=[folder]) if d.metadata["Name"] == "keras"] if folder else []
+    if not found:
+        pytest.skip("no other Keras release: pip install --target DIR keras==3.14.0 --no-deps, then "
+                    "JUPYTER_REPRO_OTHER_KERAS=DIR (as .ci/run does)")
+    if found[0].version == metadata.version("keras"):
+        pytest.skip(f"JUPYTER_REPRO_OTHER_KERAS holds this environment's Keras ({found[0].version})")
+    return folder, found[0].version
+
+
+def test_a_worker_with_another_keras_installed_is_named_before_any_trial(kernel, other_keras):
+    """Real, not patched: a worker started with another Keras release first on its path."""
+    from distributed import Client
+
+    from jupyter_repro.run.cluster import local_cluster
+
+    folder, version = other_keras
+    path = os.pathsep.join(p for p in (folder, os.environ.get("PYTHONPATH")) if p)
+    before = len(kernel.value("ledger()"))
+    with local_cluster(n_workers=0) as other, Client(other, set_as_default=False) as client:
+        # a worker process started with the folder on its PYTHONPATH (a nanny's env= is set
+        # after the worker's Python has built its path, too late for this)
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", other.scheduler_address,
+                                   "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
+                                  env={**os.environ, "PYTHONPATH": path})
+        try:
+            client.wait_for_workers(1, timeout=120)
+            assert set(client.run(lambda: __import__("importlib.metadata").metadata.version("keras")).values()) \
+                == {version}
+            kernel.run(f"OTHER = {other.scheduler_address!r}")
+            with pytest.raises(KernelError, match=rf"differs from the notebook: keras {re.escape(version)} "
+                                                  r"\(notebook 3\.\d+\.\d+\); its trials would not give") as raised:
+                trials(kernel, "--trials 2 --on $OTHER")
+        finally:
+            worker.terminate()
+            worker.wait(60)
+    assert raised.value.ename == "UsageError" and len(kernel.value("ledger()")) == before
+
+
 def test_a_trial_that_raises_on_a_worker_stops_the_cell_in_one_line(kernel):
     before = len(kernel.value("ledger()"))
     with pytest.raises(KernelError, match=r"a trial failed on the cluster \(ZeroDivisionError") as raised:
         trials(kernel, "--trials 2 --on $ADDRESS", FIT + "\nbroken = 1 / 0")
+    found, _ = bars(kernel.displays)  # the bar's last state: the failure counted, the rest stopped
+    assert "failed 1" in found[-1][2] and "stopped: " in found[-1][2]
     assert raised.value.ename == "UsageError" and len(kernel.value("ledger()")) == before
 
 
@@ -387,17 +466,20 @@ def test_interrupt_cancels_every_trial_and_records_none_half_done(kernel, cluste
     kernel.run("EPOCHS = 2")
 
 
-def test_on_local_starts_a_cluster_in_the_kernel_with_its_environment(kernel):
-    """``--on local``: worker processes started by the kernel, importing the same tree."""
-    trials(kernel, "--trials 2 --metric rmse", name="local_here")
-    trials(kernel, "--trials 2 --metric rmse --on local", name="local_")
-    assert kernel.value("results(local_) == results(local_here) and local_.equals(local_here)")
-    assert kernel.value("all(w.startswith('tcp://127.0.0.1:') for w in where(local_).values())")
-    assert kernel.value("set(__import__('jupyter_repro.run.cluster', fromlist=['x']).local_client()"
-                        ".run(lambda: __import__('jupyter_repro').__file__).values()) == "
-                        "{__import__('jupyter_repro').__file__}")
-    kernel.run("%unload_ext jupyter_repro")
-    assert kernel.value("__import__('jupyter_repro.run.cluster', fromlist=['x'])._LOCAL == {}")
+def test_on_local_starts_a_cluster_in_the_kernel_with_its_environment(tmp_path):
+    """``--on local``: worker processes started by the kernel, importing the same tree; the
+    extension's unload stops them. A kernel of its own, as the unload ends its session."""
+    with Kernel(cwd=str(tmp_path)) as kernel:
+        kernel.run(SETUP)
+        trials(kernel, "--trials 2 --metric rmse", name="local_here")
+        trials(kernel, "--trials 2 --metric rmse --on local", name="local_")
+        assert kernel.value("results(local_) == results(local_here) and local_.equals(local_here)")
+        assert kernel.value("all(w.startswith('tcp://127.0.0.1:') for w in where(local_).values())")
+        assert kernel.value("set(__import__('jupyter_repro.run.cluster', fromlist=['x']).local_client()"
+                            ".run(lambda: __import__('jupyter_repro').__file__).values()) == "
+                            "{__import__('jupyter_repro').__file__}")
+        kernel.run("%unload_ext jupyter_repro")
+        assert kernel.value("__import__('jupyter_repro.run.cluster', fromlist=['x'])._LOCAL == {}")
 
 
 def test_the_portable_mode_reaches_the_workers_and_their_bits(tmp_path):

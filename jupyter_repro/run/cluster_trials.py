@@ -21,18 +21,42 @@ from typing import Callable, Dict, Sequence
 
 from ..errors import ReproError
 from .cluster import check_workers, connect
+from .trial_progress import TrialProgress, Tracker
 
 #: facts the portable mode makes irrelevant: with its pins on both sides, the CPU's own
 #: instruction sets do not choose the code (``seeding/portable.py``)
 PORTABLE_IGNORES = ("cpu", "cpu isa", "onednn isa")
 
 
+#: fit options trials on a cluster cannot honour: why, and what to do instead
+UNSUPPORTED = {
+    "verify": "--verify (it trains again to compare with the stored result, in the kernel): drop --on to verify "
+              "in the kernel, or drop --verify",
+    "batches": "--batches (it fingerprints every batch in the kernel): drop --on to place a difference by batch, "
+               "or drop --batches",
+    "code": "code= (a compiled body; a worker runs the cell's source): pass source= and namespace=",
+}
+
+
+def refuse(options: dict) -> None:
+    """A ``ReproError`` for what trials on a cluster cannot run, before anything is started
+    or sent: an option of ``UNSUPPORTED``, or a cell with magics (no IPython on a worker)."""
+    from .shipment import require_plain_python
+
+    for name, why in UNSUPPORTED.items():
+        if options.get(name):
+            raise ReproError(f"trials on a cluster do not take {why}")
+    require_plain_python(options.get("source") or "")
+
+
 class ClusterTrials:
     """One ``--trials`` cell on a cluster: ``run`` returns the table ``Session.trials`` does."""
 
-    def __init__(self, session, where, progress: Callable[[str], None] = print):
+    def __init__(self, session, where, progress: Callable[[TrialProgress], None] = print):
         self.session, self.client, self.progress = session, connect(where), progress
         self.threads: Dict[str, int] = {}  # the notebook's TensorFlow pools (shipment.threads)
+        self.tracker = Tracker(progress, 0)  # the counts, once trials are submitted (``_results``)
+        self._running = 0
 
     def run(self, model, seeds: Sequence[int], metric_names: Sequence[str], snapshot, source: str,
             namespace: dict, hidden=(), cache: bool = False, label=None, body=None, metrics=dict):
@@ -54,10 +78,11 @@ class ClusterTrials:
         shipment.cached = _stored_keys(session) if cache else set()
         check_workers(self.client, shipment.versions, shipment.modules)
         self.threads = shipment.threads
-        states = self._states(model, snapshot, seeds, seed0)
+        states = {}  # filled as each trial is submitted (``_states``): the first trials run meanwhile
         session._tell("trials_started", list(seeds))
         try:
-            rows, runs, replays = self._collect(model, snapshot, shipment, large, seeds, states, cache)
+            rows, runs, replays = self._collect(model, snapshot, shipment, large, seeds,
+                                                self._states(model, snapshot, seeds, seed0, states), cache)
             for seed in sorted(replays, key=lambda s: s == seed0):  # the session seed's last: the model keeps it
                 state = None if seed == seed0 else states[seed][0]
                 rows[seed], runs[seed] = self._replay(model, body, metrics, seed, state, snapshot=snapshot,
@@ -69,7 +94,7 @@ class ClusterTrials:
         frame.attrs["runs"] = {seed: runs[seed] for seed in seeds}
         differing = [seed for seed in seeds if runs[seed]["arithmetic"]]
         if differing:
-            self.progress(f"⚠ trials {', '.join(map(str, differing))} ran where the arithmetic differs from the "
+            self.tracker.note(f"⚠ trials {', '.join(map(str, differing))} ran where the arithmetic differs from the "
                           "notebook's (see each row above): their bits can differ for that reason alone")
         session._tell("trials_finished", frame, None)
         return frame
@@ -82,7 +107,8 @@ class ClusterTrials:
             seed = result["seed"]
             if result.get("replay"):
                 replays.append(seed)
-                self.progress(f"trial seed {seed}: a stored result has these inputs; replayed here")
+                self.tracker.finished(None, f"trial seed {seed}: a stored result has these inputs; replayed here",
+                                      self._running)
                 continue
             rows[seed], runs[seed] = self._finished(snapshot, result, here, cache)
             if seed == seed0:
@@ -100,45 +126,57 @@ class ClusterTrials:
         return row, {"result": report.fingerprint, "where": "kernel (replayed from the store)", "arithmetic": "",
                      "seconds": report.seconds, "run": report.run}
 
-    def _states(self, model, snapshot, seeds, seed0) -> Dict[int, tuple]:
-        """Each seed's initial state and its fingerprint, as the in-kernel trial starts from."""
+    def _states(self, model, snapshot, seeds, seed0, states: Dict[int, tuple]):
+        """Each seed's initial state and its fingerprint, as the in-kernel trial starts from,
+        taken as its trial is submitted (so the first trials run while the kernel takes the
+        next); each also kept in ``states``."""
         from ..values.arrays import fingerprint_arrays
         from .trials import initial_state
 
-        states = {}
         for seed in seeds:
             state = list(snapshot.values) if seed == seed0 else initial_state(model, snapshot, seed)
             states[seed] = (state, fingerprint_arrays((str(i), a) for i, a in enumerate(state)))
-        return states
+            yield seed, states[seed]
 
     def _results(self, shipment, large, seeds, states):
-        """Each trial's result as it finishes; on an interrupt, every other one cancelled."""
+        """Each trial's result as it finishes; on an interrupt, every other one cancelled.
+        ``states`` yields (seed, (state, fingerprint)) in submission order."""
         from distributed import as_completed
 
         from .remote_trial import run_trial
 
-        client = self.client
+        client, total = self.client, len(seeds)
         token = os.urandom(4).hex()
         shipped = client.scatter(shipment, broadcast=True, hash=False)
         data = {name: client.scatter(value, broadcast=True, hash=True) for name, value in large.items()}
-        futures = [client.submit(run_trial, shipped, data, seed, *states[seed], key=f"repro-trial-{seed}-{token}",
-                                 pure=False, priority=len(seeds) - i) for i, seed in enumerate(seeds)]
-        done = failed = 0
-        self.progress(f"{len(seeds)} trials on {len(client.scheduler_info().get('workers', {}))} workers "
-                      f"({len(large)} values scattered once to each)")
+        workers = client.scheduler_info().get("workers", {})
+        slots = sum(w.get("nthreads", 1) for w in workers.values()) or 1
+        running = lambda done: min(slots, total - done)  # noqa: E731 -- each worker runs one trial at a time
+        futures, done = [], 0
+        finished = as_completed(loop=client.loop)
+        self.tracker = tracker = Tracker(self.progress, total)
         try:
-            for future in as_completed(futures, loop=client.loop):
+            for i, (seed, (state, fingerprint)) in enumerate(states):
+                future = client.submit(run_trial, shipped, data, seed, state, fingerprint, pure=False,
+                                       key=f"repro-trial-{seed}-{token}", priority=total - i)
+                futures.append(future)
+                finished.add(future)
+                if i == 0:
+                    tracker.started(f"{total} trials on {len(workers)} workers "
+                                    f"({len(large)} values scattered once to each)", running(0))
+            for future in finished:
                 if future.status == "error":
-                    failed += 1
                     error = future.exception()
+                    tracker.failed_one(f"trial failed on the cluster: {type(error).__name__}: {error}")
                     raise error if isinstance(error, ReproError) else ReproError(
                         f"a trial failed on the cluster ({type(error).__name__}: {error})") from error
+                result = future.result()
                 done += 1
-                yield future.result()
-                self.progress(f"    done {done}/{len(seeds)}, running {len(seeds) - done - failed}, failed {failed}")
+                self._running = running(done)
+                yield result
         except BaseException:
             client.cancel(futures)
-            self.progress(f"stopped: {len(seeds) - done} trials cancelled, {done} recorded")
+            tracker.stopped(f"stopped: {total - done} trials cancelled, {done} recorded")
             raise
         finally:
             client.cancel([shipped, *data.values()])
@@ -155,10 +193,10 @@ class ClusterTrials:
         self.session._tell("run_finished", report, None)
         row = trial_row(result["seed"], report.metrics, result["user"])
         where = result["worker"]
-        self.progress(f"trial seed {result['seed']} on {where}: "
-                      + ", ".join(f"{k} {v:.6g}" for k, v in row.items() if k != "seed")
-                      + f" -> {report.fingerprint[:12]} ({report.seconds:.1f} s)" + _compared(report.verdict)
-                      + (f" ⚠ arithmetic differs: {differs}" if differs else ""))
+        self.tracker.finished(row, f"trial seed {result['seed']} on {where}: "
+                              + ", ".join(f"{k} {v:.6g}" for k, v in row.items() if k != "seed")
+                              + f" -> {report.fingerprint[:12]} ({report.seconds:.1f} s)" + _compared(report.verdict)
+                              + (f" ⚠ arithmetic differs: {differs}" if differs else ""), self._running)
         return row, {"result": report.fingerprint, "where": where, "arithmetic": differs,
                      "seconds": report.seconds, "run": report.run}
 

@@ -663,7 +663,7 @@ class Session:
 
     # -- trials -------------------------------------------------------------------
     def trials(self, model, body: Callable[[], object], seeds: Sequence[int],
-               metrics: Callable[[], Dict[str, object]] = dict, progress: Callable[[str], None] = print,
+               metrics: Callable[[], Dict[str, object]] = dict, progress: Callable[[object], None] = print,
                metric_names: Sequence[str] = (), client=None, **fit_options):
         """Run the fit once per seed, each from the model's own initializers under that
         seed (the session seed's from the snapshot); a DataFrame per seed with mean, std,
@@ -672,8 +672,10 @@ class Session:
         those of ``metric_names``: each must be set by the cell (``source=``) or be in
         ``namespace=``, checked before any trial runs. ``client``: run them on a Dask
         cluster instead (a ``Client``, ``"local"`` or a scheduler address;
-        ``run/cluster_trials.py``), the same table back."""
+        ``run/cluster_trials.py``), the same table back. ``progress`` hears a
+        ``TrialProgress`` at each change (``run/trial_progress.py``; its str is a line)."""
         from ..model.snapshot import assign_variables, read_variables
+        from .trial_progress import Tracker
         from .trials import checked_seeds, initial_state, require_metrics, trial_row, trials_frame
 
         seeds = checked_seeds(seeds)
@@ -687,20 +689,22 @@ class Session:
                                         fit_options)
         session_seed = self.seeder.seed
         rows, session_state, runs = [], None, {}
+        tracker = Tracker(progress, len(seeds))  # progress hears TrialProgress events (run/trial_progress.py)
         self._tell("trials_started", list(seeds))
         try:
             for number, seed in enumerate(seeds, 1):
-                progress(f"trial {number}/{len(seeds)}: seed {seed}")
+                tracker.started(f"trial {number}/{len(seeds)}: seed {seed}", running=1)
                 state = None if seed == session_seed else initial_state(model, snapshot, seed)
                 report = self.fit(model, body, snapshot=snapshot, seed=seed, state=state, **fit_options)
                 rows.append(trial_row(seed, report.metrics, metrics()))
                 runs[seed] = {"result": report.fingerprint, "where": "kernel", "arithmetic": "",
                               "seconds": report.seconds, "run": report.run}
-                progress("    " + ", ".join(f"{k} {v:.6g}" for k, v in rows[-1].items() if k != "seed")
-                         + f" ({report.seconds:.1f} s)")
+                tracker.finished(rows[-1], "    " + ", ".join(f"{k} {v:.6g}" for k, v in rows[-1].items()
+                                                              if k != "seed") + f" ({report.seconds:.1f} s)", 0)
                 if seed == session_seed:
                     session_state = read_variables(model)
         except BaseException as error:
+            tracker.stopped(f"stopped: {tracker.done} of {len(seeds)} trials finished")
             self._tell("trials_finished", None, error)
             raise
         if session_state is not None and seeds[-1] != session_seed:
@@ -714,11 +718,9 @@ class Session:
 
     def _cluster_trials(self, model, body, metrics, seeds, metric_names, snapshot, progress, client, options):
         """``trials`` on a Dask cluster (``run/cluster_trials.py``); refuses what it cannot run."""
-        from .cluster_trials import ClusterTrials
+        from .cluster_trials import ClusterTrials, refuse
 
-        unsupported = [name for name in ("verify", "batches", "code") if options.get(name)]
-        if unsupported:
-            raise ReproError(f"trials on a cluster do not take {', '.join(unsupported)}")
+        refuse(options)
         self._checked(model, snapshot, seeds[0], options.get("cache", False), False, options.get("label"))
         return ClusterTrials(self, client, progress).run(
             model, seeds, metric_names, snapshot, options.get("source"), options.get("namespace"),

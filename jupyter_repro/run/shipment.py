@@ -33,9 +33,7 @@ class Unshippable(ReproError):
 def pack(model, snapshot, recipe, source: str, namespace: dict, hidden: Iterable[str] = (),
          metric_names: Iterable[str] = (), deterministic: bool = True) -> Tuple[Shipment, Dict[str, object]]:
     """The ``Shipment`` of a trial cell, and the large values apart; ``Unshippable`` first."""
-    if "get_ipython()" in source:
-        raise ReproError("trials on a cluster run the cell's Python on the workers, where there is no IPython: "
-                         "move the magics and shell commands (%, !) out of the fit cell")
+    require_plain_python(source)
     small, large, fingerprints = _values(model, snapshot.variable, source, namespace, set(hidden))
     classes = notebook_classes(model)
     shipment = Shipment(
@@ -48,6 +46,13 @@ def pack(model, snapshot, recipe, source: str, namespace: dict, hidden: Iterable
     _require_picklable("the model's configuration and compile settings",
                        (shipment.model_class, shipment.config, classes, recipe))
     return shipment, large
+
+
+def require_plain_python(source: str) -> None:
+    """Refuse a cell whose transformed source calls IPython (its magics, ``!`` commands)."""
+    if "get_ipython()" in source:
+        raise ReproError("trials on a cluster run the cell's Python on the workers, where there is no IPython: "
+                         "move the magics and shell commands (%, !) out of the fit cell")
 
 
 def _values(model, variable: str, source: str, namespace: dict, hidden: set):

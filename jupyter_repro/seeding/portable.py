@@ -78,6 +78,87 @@ NOT_COVERED = {
              "AVX or COMPATIBLE (all else agreed through the first gradient)",
 }
 
+#: the Keras layers of each family ``benchmarks/probe_families.py`` measures
+FAMILY_LAYERS = {
+    "dense": ("Dense", "Activation"), "conv": ("Conv1D", "Conv2D"),
+    "pooling": ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D",
+                "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D"),
+    "batchnorm": ("BatchNormalization",), "layernorm": ("LayerNormalization",), "embedding": ("Embedding",),
+    "lstm": ("LSTM",), "gru": ("GRU",), "attention": ("MultiHeadAttention",), "dropout": ("Dropout",),
+    "preprocessing": ("Normalization", "Rescaling"),
+}
+#: layers that move or reshape values without arithmetic of their own: never a gap
+NEUTRAL_LAYERS = frozenset({"InputLayer", "Flatten", "Reshape", "Permute", "RepeatVector", "Identity"})
+#: the optimizers' class names the probe measures (SGD with momentum 0.9)
+OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd_momentum": "SGD", "rmsprop": "RMSprop"}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the mode was measured to hold on one backend: every stage of a small seeded fit
+    (initial weights, forward, gradients, step 1, final) gave the same bytes natively and under
+    each emulated CPU (docs/portable-coverage.md, generated from the probe's evidence)."""
+
+    families: Tuple[str, ...]
+    optimizers: Tuple[str, ...]
+    policies: Tuple[str, ...]
+    #: family (or optimizer, policy) -> why it is not covered: the op and the stage that differed
+    withdrawn: Dict[str, str] = field(default_factory=dict)
+    #: a caveat the evidence carries (what emulation cannot vouch for)
+    caveats: Dict[str, str] = field(default_factory=dict)
+
+    def gaps(self, layers, optimizer: str = "", policy: str = "") -> List[str]:
+        """What of a model (its layers' class names, its optimizer's, its dtype policy's name) the
+        claim does not cover, each with why."""
+        families = {layer: family for family, names in FAMILY_LAYERS.items() for layer in names}
+        optimizers = {name: key for key, name in OPTIMIZER_NAMES.items()}
+        found = []
+        for name in dict.fromkeys(layers):
+            family = families.get(name)
+            if name in NEUTRAL_LAYERS or family in self.families:
+                continue
+            found.append(f"{name} ({self.withdrawn.get(family, 'not measured')})")
+        if optimizer and optimizers.get(optimizer) not in self.optimizers:
+            found.append(f"optimizer {optimizer} ({self.withdrawn.get(optimizers.get(optimizer), 'not measured')})")
+        if policy and policy not in self.policies:
+            found.append(f"dtype policy {policy} ({self.withdrawn.get(policy, 'not measured')})")
+        return found
+
+    def __str__(self) -> str:
+        names = [layer for family in self.families for layer in FAMILY_LAYERS[family]]
+        return (f"covers (measured): {', '.join(names)}; optimizers "
+                f"{', '.join(OPTIMIZER_NAMES[o] for o in self.optimizers)}; {', '.join(self.policies)}")
+
+
+#: the claim, per backend: exactly what the evidence shows (tests/test_portable.py checks it against
+#: benchmarks/results/portable_coverage.json)
+COVERAGE = {
+    "tensorflow": Coverage(families=("dense",), optimizers=("adam",), policies=("float32",)),
+    "jax": Coverage(families=("dense",), optimizers=("adam",), policies=("float32",)),
+}
+
+
+def model_gaps(model, backend: str) -> List[str]:
+    """What of a Keras ``model`` the portable mode's claim on ``backend`` does not cover."""
+    coverage = COVERAGE.get(backend)
+    if coverage is None:
+        return []  # the backend itself is reported not covered
+    layers, stack = [], [model]
+    while stack:  # into nested models, not into a layer's own sublayers (an attention's Dense)
+        for layer in getattr(stack.pop(), "layers", []):
+            (stack.append(layer) if hasattr(layer, "layers") else layers.append(type(layer).__name__))
+    optimizer = getattr(model, "optimizer", None)
+    policy = getattr(getattr(model, "dtype_policy", None), "name", "")
+    return coverage.gaps(layers, type(optimizer).__name__ if optimizer is not None else "", policy)
+
+
+def gaps_line(model, backend: str) -> str:
+    """The line a fit in the portable mode prints when its model uses what the claim does not
+    cover ("" when it covers all): the mode holds its pins, but these bits are not vouched for."""
+    found = model_gaps(model, backend)
+    return f"portable mode: not covered on {backend}, so not vouched for on another CPU: {'; '.join(found)}" \
+        if found else ""
+
 
 def backend_env(backend: Optional[str], environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """The variables the mode sets for ``backend`` (``None``: TensorFlow), for a kernelspec's
@@ -113,6 +194,8 @@ class PortableReport:
         floor = FLOORS.get(self.backend)
         where = f"{self.backend} backend, " + (f"floor {floor}" if floor else "no floor: not covered")
         lines = [f"portable mode ({where}): " + ("every pin in force" if self.complete else "INCOMPLETE")]
+        if self.backend in COVERAGE:
+            lines.append(str(COVERAGE[self.backend]))
         if self.set:
             lines.append("set: " + ", ".join(self.set))
         lines += [f"too late: {name}: {why}" for name, why in self.too_late]

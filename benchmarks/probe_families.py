@@ -19,6 +19,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from families import BATCH, build, make_data, optimizer
@@ -87,15 +88,25 @@ def child(only):
         if backend == "tensorflow":
             with tf.GradientTape() as tape:
                 loss = keras.ops.mean(keras.ops.square(model(x, training=True) - y))
-            return tape.gradient(loss, model.trainable_variables)
+            # an Embedding's gradient is IndexedSlices: its dense values, not an object array's pointers
+            return [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
         import jax
         import jax.numpy as jnp
 
         def loss(trainable, non_trainable):
             pred, _ = model.stateless_call(trainable, non_trainable, x, training=True)
             return jnp.mean((pred - y) ** 2)
-        return jax.grad(loss)([v.value for v in model.trainable_variables],
-                              [v.value for v in model.non_trainable_variables])
+        # jitted, as fit runs it (and one compile, not one per op: an emulated CPU compiles slowly)
+        return jax.jit(jax.grad(loss))([v.value for v in model.trainable_variables],
+                                       [v.value for v in model.non_trainable_variables])
+
+    def forward(model, x):
+        if backend == "tensorflow":
+            return model(x, training=False)
+        import jax
+
+        return jax.jit(lambda t, n: model.stateless_call(t, n, x, training=False)[0])(
+            [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
 
     for family, opt, policy in CASES:
         name = case_name(family, opt, policy)
@@ -107,7 +118,7 @@ def child(only):
         model, x = build(keras, family, data)
         y = data["y"]
         model.compile(optimizer(keras, opt), "mse")
-        out = {"case": name, "init": h(*model.get_weights()), "forward": h(model(x[:BATCH], training=False))}
+        out = {"case": name, "init": h(*model.get_weights()), "forward": h(forward(model, x[:BATCH]))}
         out["grad"] = h(*gradients(model, x[:BATCH], y[:BATCH]))
         model.train_on_batch(x[:BATCH], y[:BATCH])
         out["step1"] = h(*model.get_weights(), *[v.numpy() if hasattr(v, "numpy") else v
@@ -143,20 +154,37 @@ def run(backend, cpu, portable, python, only):
     if cpu != "native":
         argv = [shutil.which("qemu-x86_64"), "-cpu", cpu] + argv
     started = time.time()
-    proc = subprocess.Popen(argv, env=environment(backend, portable), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: TensorFlow's logs must not block the child
+    proc = subprocess.Popen(argv, env=environment(backend, portable), stdout=subprocess.PIPE, stderr=errors,
+                            text=True)
     cases = {}
-    for line in proc.stdout:  # as each case ends: a long emulated run shows its progress
+    def result():
+        return {"backend": backend, "cpu": cpu, "mode": "portable" if portable else "native",
+                "seconds": round(time.time() - started),
+                "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cases": dict(cases)}
+
+    for line in proc.stdout:  # as each case ends: a long emulated run shows, and keeps, its progress
         if line.startswith("PROBE "):
             case = json.loads(line[6:])
             cases[case.pop("case")] = case
             print(f"  {time.strftime('%H:%M:%S')} {backend} {cpu}: {line[6:].strip()}", flush=True)
-    errors = proc.stderr.read()
+            record(result(), merge=True)
     if proc.wait():
-        cases["error"] = errors[-2000:]
-    return {"backend": backend, "cpu": cpu, "mode": "portable" if portable else "native",
-            "seconds": round(time.time() - started), "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "cases": cases}
+        errors.seek(0)
+        cases["error"] = errors.read()[-2000:]
+    return result()
+
+
+def record(result, merge):
+    """Put ``result`` in the evidence file, replacing its (backend, cpu, mode) run; ``merge``: keep
+    the cases of that run it does not have."""
+    results = load()  # reread: another probe may have written meanwhile
+    key = (result["backend"], result["cpu"], result["mode"])
+    before = [r for r in results["runs"] if (r["backend"], r["cpu"], r["mode"]) == key]
+    if before and merge:
+        result = dict(result, cases=dict(before[0]["cases"], **result["cases"]))
+    results["runs"] = [r for r in results["runs"] if (r["backend"], r["cpu"], r["mode"]) != key] + [result]
+    save(results)
 
 
 def host():
@@ -278,13 +306,7 @@ def main():
     settings = [(cpu, True) for cpu in args.cpu] + ([("native", False)] if args.native_plain else [])
     for cpu, portable in settings:
         result = run(args.backend, cpu, portable, args.python, args.only)
-        results = load()  # reread: another probe may have written meanwhile
-        key = (result["backend"], result["cpu"], result["mode"])
-        before = [r for r in results["runs"] if (r["backend"], r["cpu"], r["mode"]) == key]
-        if before and args.only:  # a rerun of some cases: the others stay
-            result["cases"] = dict(before[0]["cases"], **result["cases"])
-        results["runs"] = [r for r in results["runs"] if (r["backend"], r["cpu"], r["mode"]) != key] + [result]
-        save(results)
+        record(result, merge=bool(args.only))
         print(f"{args.backend} {cpu} {result['mode']}: {len(result['cases'])} cases, {result['seconds']} s",
               "ERROR" if "error" in result["cases"] else "", flush=True)
 

@@ -80,9 +80,8 @@ NOT_COVERED = {
 
 #: the Keras layers of each family ``benchmarks/probe_families.py`` measures
 FAMILY_LAYERS = {
-    "dense": ("Dense", "Activation"), "conv": ("Conv1D", "Conv2D"),
-    "pooling": ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D",
-                "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D"),
+    "dense": ("Dense",), "conv1d": ("Conv1D",), "conv2d": ("Conv2D",),
+    "pooling": ("MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D"),
     "batchnorm": ("BatchNormalization",), "layernorm": ("LayerNormalization",), "embedding": ("Embedding",),
     "lstm": ("LSTM",), "gru": ("GRU",), "attention": ("MultiHeadAttention",), "dropout": ("Dropout",),
     "preprocessing": ("Normalization", "Rescaling"),
@@ -126,15 +125,36 @@ class Coverage:
 
     def __str__(self) -> str:
         names = [layer for family in self.families for layer in FAMILY_LAYERS[family]]
+        caveats = [layer for family in self.caveats for layer in FAMILY_LAYERS[family]]
         return (f"covers (measured): {', '.join(names)}; optimizers "
-                f"{', '.join(OPTIMIZER_NAMES[o] for o in self.optimizers)}; {', '.join(self.policies)}")
+                f"{', '.join(OPTIMIZER_NAMES[o] for o in self.optimizers)}; {', '.join(self.policies)}"
+                + (f" ({', '.join(caveats)}: their rsqrt is vouched for by real CPUs only, "
+                   "see docs/portable-coverage.md)" if caveats else ""))
 
 
 #: the claim, per backend: exactly what the evidence shows (tests/test_portable.py checks it against
 #: benchmarks/results/portable_coverage.json)
+_RSQRT = ("TensorFlow's rsqrt is the CPU's rsqrtps estimate refined by a Newton step (not correctly rounded: "
+          "measured), so its bits follow each CPU's rsqrtps table, and no pin selects another path")
 COVERAGE = {
-    "tensorflow": Coverage(families=("dense",), optimizers=("adam",), policies=("float32",)),
-    "jax": Coverage(families=("dense",), optimizers=("adam",), policies=("float32",)),
+    "tensorflow": Coverage(
+        families=("dense", "conv1d", "conv2d", "pooling", "embedding", "lstm", "gru", "dropout", "preprocessing"),
+        optimizers=("adam", "adamw", "sgd_momentum"), policies=("float32", "mixed_bfloat16"),
+        withdrawn={"batchnorm": f"not covered on TensorFlow: the gradients differed under an emulated Sandy Bridge; "
+                                f"{_RSQRT}",
+                   "layernorm": f"not covered on TensorFlow: the forward output differed under an emulated Sandy "
+                                f"Bridge; {_RSQRT}",
+                   "attention": "not covered on TensorFlow: the forward output differed under an emulated Sandy "
+                                "Bridge in float32 (the op was not isolated)",
+                   "rmsprop": "not covered on TensorFlow: the weights after its first update differed under an "
+                              "emulated Sandy Bridge (the op was not isolated)"}),
+    "jax": Coverage(
+        families=("dense", "conv1d", "conv2d", "pooling", "batchnorm", "layernorm", "embedding"),
+        optimizers=("adam",), policies=("float32",),
+        caveats={"batchnorm": "its rsqrt: under the mode XLA computes it without the CPU's rsqrtps estimate "
+                              "(--xla_cpu_enable_platform_dependent_math=false), but qemu computes rsqrtps exactly, "
+                              "so emulation alone cannot vouch for it: a second real CPU (CI) does",
+                 "layernorm": "as BatchNormalization"}),
 }
 
 

@@ -248,18 +248,26 @@ def write(results, path):
              "shows the comparison can fail. Cost: seconds of 5 compiled epochs (20 steps) of the probe's small "
              "model natively, the mode / without it, one run on 2 shared cores: indicative only (a tiny model is "
              "dominated by per-step overhead; docs/reproducing-across-machines.md measures bigger ones).", "",
-             "BatchNormalization: `qemu` computes `rsqrtps` exactly where a real CPU approximates it, so "
-             "emulation cannot vouch for an op that uses it; XLA's `--xla_cpu_enable_platform_dependent_math=false` "
-             "(a JAX pin) keeps XLA off it, TensorFlow's Eigen `rsqrt` is `1/sqrt` (no approximation); the claim "
-             "rests on the native hash equalling the emulated one, and on a second real CPU when CI runs the "
-             "conformance notebooks there.", ""]
+             "BatchNormalization and LayerNormalization use `rsqrt`. `qemu` computes the `rsqrtps` estimate "
+             "exactly where a real CPU reads its own table, so emulation cannot vouch for an op built on it. On "
+             "TensorFlow `rsqrt` is that estimate refined by a Newton step, and its bits differ here between the "
+             "native CPU and qemu (the line under each backend's heading): both families are withdrawn there. On "
+             "JAX the mode's `--xla_cpu_enable_platform_dependent_math=false` keeps XLA off the estimate, and the "
+             "bits agree on every CPU measured; a second real CPU (CI running the conformance notebooks) is the "
+             "proof emulation cannot give.", ""]
     for backend in ("tensorflow", "jax"):
         runs = {(r["cpu"], r["mode"]): r for r in results["runs"] if r["backend"] == backend}
         if not runs:
             continue
-        lines += [f"## {backend}", "", "Runs: " + "; ".join(
+        lines += [f"## {backend}", "", "Runs (each the last written; a rerun of some cases keeps the others): " + "; ".join(
             f"{cpu} {mode} ({r['at']}, {r['seconds']} s" + (", FAILED" if "error" in r["cases"] else "") + ")"
             for (cpu, mode), r in sorted(runs.items())), ""]
+        rsqrt = [(cpu, runs[cpu, "portable"]["cases"]["rsqrt"]) for cpu in cpus
+                 if "rsqrt" in runs.get((cpu, "portable"), {}).get("cases", {})]
+        if rsqrt:
+            lines += ["`keras.ops.rsqrt` alone (65,536 float32 values in [0.01, 100)), with the mode: " + "; ".join(
+                f"{cpu} `{r['hash']}` ({r['not_correctly_rounded']:,} not the correctly rounded 1/sqrt)"
+                for cpu, r in rsqrt) + ".", ""]
         lines += ["| case | model | final: " + " | final: ".join(cpus) + " | final: native, no mode | verdict | cost |",
                   "|---|---|" + "---|" * (len(cpus) + 3)]
         cases = sorted({c for r in runs.values() for c in r["cases"] if c not in ("data", "error", "rsqrt")},

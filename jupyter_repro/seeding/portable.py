@@ -7,7 +7,9 @@ NumPy's ufuncs a SIMD target; glibc's ``exp``/``log``/``tanh``... an FMA variant
 below holds that choice at what the floor has, so a CPU above it computes what the floor
 computes. Measured (see docs/reproducing-across-machines.md): with them, a seeded Keras
 fit on TensorFlow or on JAX, and a data cell of NumPy math, give the same bits natively on
-an AVX-512 Xeon and under ``qemu-x86_64 -cpu SandyBridge`` and ``-cpu Haswell``.
+an AVX-512 Xeon and under ``qemu-x86_64 -cpu SandyBridge`` and ``-cpu Haswell``; per layer
+family, optimizer and dtype policy, ``COVERAGE`` names what was measured to hold (an AVX-512
+AMD EPYC against the same emulated CPUs: docs/portable-coverage.md), and what was withdrawn, why.
 
 Where each pin takes effect, and so when it is too late:
 
@@ -132,7 +134,7 @@ class Coverage:
                    "see docs/portable-coverage.md)" if caveats else ""))
 
 
-#: the claim, per backend: exactly what the evidence shows (tests/test_portable.py checks it against
+#: the claim, per backend: exactly what the evidence shows (tests/test_portable_coverage.py checks it against
 #: benchmarks/results/portable_coverage.json)
 _RSQRT = ("TensorFlow's rsqrt is the CPU's rsqrtps estimate refined by a Newton step (not correctly rounded: "
           "measured), so its bits follow each CPU's rsqrtps table, and no pin selects another path")
@@ -149,7 +151,7 @@ COVERAGE = {
                    "rmsprop": "not covered on TensorFlow: the weights after its first update differed under an "
                               "emulated Sandy Bridge (the op was not isolated)"}),
     "jax": Coverage(
-        families=("dense", "conv1d", "conv2d", "pooling", "batchnorm", "layernorm", "embedding"),
+        families=("dense", "conv1d", "conv2d", "pooling", "batchnorm", "layernorm", "embedding", "lstm", "gru"),
         optimizers=("adam",), policies=("float32",),
         caveats={"batchnorm": "its rsqrt: under the mode XLA computes it without the CPU's rsqrtps estimate "
                               "(--xla_cpu_enable_platform_dependent_math=false), but qemu computes rsqrtps exactly, "

@@ -169,7 +169,10 @@ def run(backend, cpu, portable, python, only):
             cases[case.pop("case")] = case
             print(f"  {time.strftime('%H:%M:%S')} {backend} {cpu}: {line[6:].strip()}", flush=True)
             record(result(), merge=True)
-    if proc.wait():
+    code = proc.wait()
+    if code < 0:
+        cases["error"] = f"stopped (signal {-code}) after {len(cases)} cases"
+    elif code:
         errors.seek(0)
         cases["error"] = errors.read()[-2000:]
     return result()
@@ -246,8 +249,11 @@ def write(results, path):
              "`-cpu Haswell` (AVX2, FMA). A case is covered when every stage equals across every CPU measured. "
              "`native, no mode` is the twin: the same probe natively without the pins; a different hash there "
              "shows the comparison can fail. Cost: seconds of 5 compiled epochs (20 steps) of the probe's small "
-             "model natively, the mode / without it, one run on 2 shared cores: indicative only (a tiny model is "
-             "dominated by per-step overhead; docs/reproducing-across-machines.md measures bigger ones).", "",
+             "model natively, with the mode / without it, from one run of each, taken minutes apart on 2 cores "
+             "shared with other jobs (load average 5 to 9): **not a reliable measure of the mode's cost** (a mode "
+             "'faster' than native here is load and per-step overhead, not a speed-up); the cost on real models, "
+             "with an A/A control, is in docs/reproducing-across-machines.md (\"Its cost\", on the earlier Xeon: 0.96× for an MLP, "
+             "2.33× for a convolutional model on TensorFlow).", "",
              "BatchNormalization and LayerNormalization use `rsqrt`. `qemu` computes the `rsqrtps` estimate "
              "exactly where a real CPU reads its own table, so emulation cannot vouch for an op built on it. On "
              "TensorFlow `rsqrt` is that estimate refined by a Newton step, and its bits differ here between the "
@@ -260,7 +266,8 @@ def write(results, path):
         if not runs:
             continue
         lines += [f"## {backend}", "", "Runs (each the last written; a rerun of some cases keeps the others): " + "; ".join(
-            f"{cpu} {mode} ({r['at']}, {r['seconds']} s" + (", FAILED" if "error" in r["cases"] else "") + ")"
+            f"{cpu} {mode} ({r['at']}, {r['seconds']} s" + ("" if "error" not in r["cases"] else ", " + r["cases"]["error"] if r["cases"]["error"].startswith("stopped")
+               else ", FAILED") + ")"
             for (cpu, mode), r in sorted(runs.items())), ""]
         rsqrt = [(cpu, runs[cpu, "portable"]["cases"]["rsqrt"]) for cpu in cpus
                  if "rsqrt" in runs.get((cpu, "portable"), {}).get("cases", {})]

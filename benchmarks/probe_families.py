@@ -261,6 +261,15 @@ def write(results, path):
              "JAX the mode's `--xla_cpu_enable_platform_dependent_math=false` keeps XLA off the estimate, and the "
              "bits agree on every CPU measured; a second real CPU (CI running the conformance notebooks) is the "
              "proof emulation cannot give.", ""]
+    sys.path.insert(0, os.path.join(HERE, ".."))
+    from jupyter_repro.seeding.portable import COVERAGE
+
+    lines += ["The claim the code makes from it (`portable.COVERAGE`, the report's second line), and what it "
+              "withdraws:", ""]
+    for backend, claim in COVERAGE.items():
+        lines.append(f"* **{backend}**: {claim}")
+        lines += [f"  * not covered: `{name}`: {why}" for name, why in claim.withdrawn.items()]
+    lines.append("")
     for backend in ("tensorflow", "jax"):
         runs = {(r["cpu"], r["mode"]): r for r in results["runs"] if r["backend"] == backend}
         if not runs:

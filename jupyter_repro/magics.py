@@ -328,6 +328,12 @@ class ReproMagics(Magics):
                                 args.trials, args.seeds) if trials else None
         model = self._user_variable(snapshot.variable)
         body = self._body(cell)
+        if self.session.portable is not None:  # what the mode's claim does not cover, said before the fit
+            from .seeding.portable import gaps_line
+
+            gaps = gaps_line(model, self.session.portable.backend)
+            if gaps:
+                print(gaps)
 
         def run():
             error = body.run()

@@ -7,7 +7,9 @@ NumPy's ufuncs a SIMD target; glibc's ``exp``/``log``/``tanh``... an FMA variant
 below holds that choice at what the floor has, so a CPU above it computes what the floor
 computes. Measured (see docs/reproducing-across-machines.md): with them, a seeded Keras
 fit on TensorFlow or on JAX, and a data cell of NumPy math, give the same bits natively on
-an AVX-512 Xeon and under ``qemu-x86_64 -cpu SandyBridge`` and ``-cpu Haswell``.
+an AVX-512 Xeon and under ``qemu-x86_64 -cpu SandyBridge`` and ``-cpu Haswell``; per layer
+family, optimizer and dtype policy, ``COVERAGE`` names what was measured to hold (an AVX-512
+AMD EPYC against the same emulated CPUs: docs/portable-coverage.md), and what was withdrawn, why.
 
 Where each pin takes effect, and so when it is too late:
 
@@ -78,6 +80,110 @@ NOT_COVERED = {
              "AVX or COMPATIBLE (all else agreed through the first gradient)",
 }
 
+#: the Keras layers of each family ``benchmarks/probe_families.py`` measures
+FAMILY_LAYERS = {
+    "dense": ("Dense",), "conv1d": ("Conv1D",), "conv2d": ("Conv2D",),
+    "pooling": ("MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D"),
+    "batchnorm": ("BatchNormalization",), "layernorm": ("LayerNormalization",), "embedding": ("Embedding",),
+    "lstm": ("LSTM",), "gru": ("GRU",), "attention": ("MultiHeadAttention",), "dropout": ("Dropout",),
+    "preprocessing": ("Normalization", "Rescaling"),
+}
+#: layers that move or reshape values without arithmetic of their own: never a gap
+NEUTRAL_LAYERS = frozenset({"InputLayer", "Flatten", "Reshape", "Permute", "RepeatVector", "Identity"})
+#: the optimizers' class names the probe measures (SGD with momentum 0.9)
+OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd_momentum": "SGD", "rmsprop": "RMSprop"}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the mode was measured to hold on one backend: every stage of a small seeded fit
+    (initial weights, forward, gradients, step 1, final) gave the same bytes natively and under
+    each emulated CPU (docs/portable-coverage.md, generated from the probe's evidence)."""
+
+    families: Tuple[str, ...]
+    optimizers: Tuple[str, ...]
+    policies: Tuple[str, ...]
+    #: family (or optimizer, policy) -> why it is not covered: the op and the stage that differed
+    withdrawn: Dict[str, str] = field(default_factory=dict)
+    #: a caveat the evidence carries (what emulation cannot vouch for)
+    caveats: Dict[str, str] = field(default_factory=dict)
+
+    def gaps(self, layers, optimizer: str = "", policy: str = "") -> List[str]:
+        """What of a model (its layers' class names, its optimizer's, its dtype policy's name) the
+        claim does not cover, each with why."""
+        families = {layer: family for family, names in FAMILY_LAYERS.items() for layer in names}
+        optimizers = {name: key for key, name in OPTIMIZER_NAMES.items()}
+        found = []
+        for name in dict.fromkeys(layers):
+            family = families.get(name)
+            if name in NEUTRAL_LAYERS or family in self.families:
+                continue
+            found.append(f"{name} ({self.withdrawn.get(family, 'not measured')})")
+        if optimizer and optimizers.get(optimizer) not in self.optimizers:
+            found.append(f"optimizer {optimizer} ({self.withdrawn.get(optimizers.get(optimizer), 'not measured')})")
+        if policy and policy not in self.policies:
+            found.append(f"dtype policy {policy} ({self.withdrawn.get(policy, 'not measured')})")
+        return found
+
+    def __str__(self) -> str:
+        names = [layer for family in self.families for layer in FAMILY_LAYERS[family]]
+        caveats = [layer for family in self.caveats for layer in FAMILY_LAYERS[family]]
+        return (f"covers (measured): {', '.join(names)}; optimizers "
+                f"{', '.join(OPTIMIZER_NAMES[o] for o in self.optimizers)}; {', '.join(self.policies)}"
+                + (f" ({', '.join(caveats)}: their rsqrt is vouched for by real CPUs only, "
+                   "see docs/portable-coverage.md)" if caveats else ""))
+
+
+#: the claim, per backend: exactly what the evidence shows (tests/test_portable_coverage.py checks it against
+#: benchmarks/results/portable_coverage.json)
+_RSQRT = ("TensorFlow's rsqrt is the CPU's rsqrtps estimate refined by a Newton step (not correctly rounded: "
+          "measured), so its bits follow each CPU's rsqrtps table, and no pin selects another path")
+COVERAGE = {
+    "tensorflow": Coverage(
+        families=("dense", "conv1d", "conv2d", "pooling", "embedding", "lstm", "gru", "dropout", "preprocessing"),
+        optimizers=("adam", "adamw", "sgd_momentum"), policies=("float32", "mixed_bfloat16"),
+        withdrawn={"batchnorm": f"not covered on TensorFlow: the gradients differed under an emulated Sandy Bridge; "
+                                f"{_RSQRT}",
+                   "layernorm": f"not covered on TensorFlow: the forward output differed under an emulated Sandy "
+                                f"Bridge; {_RSQRT}",
+                   "attention": "not covered on TensorFlow: the forward output differed under an emulated Sandy "
+                                "Bridge in float32 (the op was not isolated)",
+                   "rmsprop": "not covered on TensorFlow: the weights after its first update differed under an "
+                              "emulated Sandy Bridge (the op was not isolated)"}),
+    "jax": Coverage(
+        families=("dense", "conv1d", "conv2d", "pooling", "batchnorm", "layernorm", "embedding", "lstm", "gru",
+                  "attention", "dropout", "preprocessing"),
+        optimizers=("adam", "adamw", "sgd_momentum", "rmsprop"), policies=("float32",),
+        withdrawn={"mixed_bfloat16": "not measured under emulation on JAX (time: its emulated compiles take minutes "
+                                     "a model)"},
+        caveats={"batchnorm": "its rsqrt: under the mode XLA computes it without the CPU's rsqrtps estimate "
+                              "(--xla_cpu_enable_platform_dependent_math=false), but qemu computes rsqrtps exactly, "
+                              "so emulation alone cannot vouch for it: a second real CPU (CI) does",
+                 "layernorm": "as BatchNormalization"}),
+}
+
+
+def model_gaps(model, backend: str) -> List[str]:
+    """What of a Keras ``model`` the portable mode's claim on ``backend`` does not cover."""
+    coverage = COVERAGE.get(backend)
+    if coverage is None:
+        return []  # the backend itself is reported not covered
+    layers, stack = [], [model]
+    while stack:  # into nested models, not into a layer's own sublayers (an attention's Dense)
+        for layer in getattr(stack.pop(), "layers", []):
+            (stack.append(layer) if hasattr(layer, "layers") else layers.append(type(layer).__name__))
+    optimizer = getattr(model, "optimizer", None)
+    policy = getattr(getattr(model, "dtype_policy", None), "name", "")
+    return coverage.gaps(layers, type(optimizer).__name__ if optimizer is not None else "", policy)
+
+
+def gaps_line(model, backend: str) -> str:
+    """The line a fit in the portable mode prints when its model uses what the claim does not
+    cover ("" when it covers all): the mode holds its pins, but these bits are not vouched for."""
+    found = model_gaps(model, backend)
+    return f"portable mode: not covered on {backend}, so not vouched for on another CPU: {'; '.join(found)}" \
+        if found else ""
+
 
 def backend_env(backend: Optional[str], environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """The variables the mode sets for ``backend`` (``None``: TensorFlow), for a kernelspec's
@@ -113,6 +219,8 @@ class PortableReport:
         floor = FLOORS.get(self.backend)
         where = f"{self.backend} backend, " + (f"floor {floor}" if floor else "no floor: not covered")
         lines = [f"portable mode ({where}): " + ("every pin in force" if self.complete else "INCOMPLETE")]
+        if self.backend in COVERAGE:
+            lines.append(str(COVERAGE[self.backend]))
         if self.set:
             lines.append("set: " + ", ".join(self.set))
         lines += [f"too late: {name}: {why}" for name, why in self.too_late]

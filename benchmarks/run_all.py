@@ -31,6 +31,7 @@ import bench_load  # noqa: E402
 import bench_processes  # noqa: E402
 import bench_fingerprint  # noqa: E402
 import bench_fit  # noqa: E402
+import bench_portable  # noqa: E402
 import bench_snapshot  # noqa: E402
 import bench_startup  # noqa: E402
 from common import Comparison, cpu_model  # noqa: E402
@@ -79,6 +80,12 @@ BENCHMARKS = {  # in the order they run and appear; startup first, before Tensor
                            "{cell_pairs} rounds for the 1 GB whole-cell rows, each side on a model of its own and "
                            "timing the usual recipe twice (the A/A control); {big_repeat} repetitions after one "
                            "warm-up pair for the LoRA restore"),
+    "portable": Benchmark(lambda s: bench_portable.comparisons(s["portable_rounds"], s["portable_epochs"],
+                                                               s["portable_backends"]),
+                          ("portable_rounds", "portable_epochs", "portable_backends"),
+                          "{portable_rounds} rounds, each fitting the conv model natively, at the AVX floor, at the "
+                          "AVX2 floor and natively again (the A/A control), {portable_epochs} epochs, each in a "
+                          "fresh process (the pins are read at start), on {portable_backends}"),
 }
 
 
@@ -94,6 +101,10 @@ def main():
                         help="the revision whose extension load this tree's is timed against (before the #22 layout)")
     parser.add_argument("--load-rounds", type=int, default=80, help="rounds for the extension-load rows")
     parser.add_argument("--cell-pairs", type=int, default=6, help="rounds for the 1 GB whole fit cell rows")
+    parser.add_argument("--portable-rounds", type=int, default=3, help="rounds for the portable floors' rows")
+    parser.add_argument("--portable-epochs", type=int, default=3, help="epochs per process for the portable rows")
+    parser.add_argument("--portable-backends", nargs="+", default=["tensorflow", "jax"],
+                        choices=("tensorflow", "jax"), help="Keras backends for the portable rows")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME",
                         help=f"re-measure only these ({', '.join(BENCHMARKS)}); keep the stored rows of the others")
     args = parser.parse_args()

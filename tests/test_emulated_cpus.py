@@ -149,7 +149,7 @@ def test_portable_mode_gives_the_same_bits_under_an_emulated_cpu(jupyter, saved,
         in report.splitlines()[0], report
 
 
-@pytest.mark.parametrize("backend", backends("tensorflow"))
+@pytest.mark.parametrize("backend", backends("tensorflow", "jax"))
 def test_the_avx2_floor_gives_the_same_bits_under_an_emulated_haswell(jupyter, saved, pytester, backend):
     notebook = saved(backend, "avx2", conv=True)
     kernelspec(jupyter, f"emulated-{backend}-avx2-Haswell", env(backend, "avx2"), "Haswell")

@@ -11,8 +11,8 @@ an AVX-512 Xeon and under ``qemu-x86_64 -cpu SandyBridge`` and ``-cpu Haswell``.
 
 A second floor, x86-64-v3 (``--portable avx2``: AVX2 and FMA, Haswell, Zen and later), holds
 the same libraries one level up (``AVX2_PINS``): for a fleet without pre-2013 CPUs. Measured:
-a seeded MLP and Conv1D fit on TensorFlow give the same bits with its pins on an AVX-512 EPYC
-and under ``qemu-x86_64 -cpu Haswell``; not the AVX floor's bits (the floor is part of what a
+a seeded MLP and Conv1D fit, on TensorFlow and on JAX, give the same bits with its pins on an
+AVX-512 EPYC and under ``qemu-x86_64 -cpu Haswell``; not the AVX floor's bits (the floor is part of what a
 run depends on: its pins are in the environment's facts).
 
 Where each pin takes effect, and so when it is too late:

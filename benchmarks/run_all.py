@@ -32,6 +32,7 @@ import bench_load  # noqa: E402
 import bench_processes  # noqa: E402
 import bench_fingerprint  # noqa: E402
 import bench_fit  # noqa: E402
+import bench_portable  # noqa: E402
 import bench_snapshot  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_team_store  # noqa: E402
@@ -92,6 +93,12 @@ BENCHMARKS = {  # in the order they run and appear; startup first, before Tensor
                             "{repeat} rounds after one uncounted round for the replay rows ({epochs} epochs), "
                             "2 × {repeat} + 1 for the unreachable store's, each timing the baseline twice (the A/A "
                             "control); a moto S3 server on 127.0.0.1 (moto[server], s3fs)"),
+    "portable": Benchmark(lambda s: bench_portable.comparisons(s["portable_rounds"], s["portable_epochs"],
+                                                               s["portable_backends"]),
+                          ("portable_rounds", "portable_epochs", "portable_backends"),
+                          "{portable_rounds} rounds, each fitting the conv model natively, at the AVX floor, at the "
+                          "AVX2 floor and natively again (the A/A control), {portable_epochs} epochs, each in a "
+                          "fresh process (the pins are read at start), on {portable_backends}"),
 }
 
 
@@ -109,6 +116,10 @@ def main():
     parser.add_argument("--cell-pairs", type=int, default=6, help="rounds for the 1 GB whole fit cell rows")
     parser.add_argument("--cluster-trials", type=int, default=8, help="trials per cell for the cluster rows")
     parser.add_argument("--cluster-repeat", type=int, default=3, help="rounds for the cluster rows")
+    parser.add_argument("--portable-rounds", type=int, default=3, help="rounds for the portable floors' rows")
+    parser.add_argument("--portable-epochs", type=int, default=3, help="epochs per process for the portable rows")
+    parser.add_argument("--portable-backends", nargs="+", default=["tensorflow", "jax"],
+                        choices=("tensorflow", "jax"), help="Keras backends for the portable rows")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME",
                         help=f"re-measure only these ({', '.join(BENCHMARKS)}); keep the stored rows of the others")
     args = parser.parse_args()

@@ -160,29 +160,34 @@ class InstallKernelApp(_Command):
     sys_prefix = Bool(False, help="Install into this environment (sys.prefix).").tag(config=True)
     prefix = Unicode("", help="Install under this prefix (PREFIX/share/jupyter/kernels).").tag(config=True)
     portable = Bool(False, help="Portable mode: pins in the kernel's env (see --portable).").tag(config=True)
+    portable_floor = Unicode("", help="The portable mode's floor: avx (the default) or avx2; naming one turns "
+                                      "the mode on (--portable avx2).").tag(config=True)
     backend = Unicode("", help="Keras backend for this kernel: tensorflow, jax or torch "
                                "(default: KERAS_BACKEND / keras.json).").tag(config=True)
     aliases = {"name": "InstallKernelApp.kernel_name", "display-name": "InstallKernelApp.display_name",
                "seed": "InstallKernelApp.seed", "prefix": "InstallKernelApp.prefix",
-               "backend": "InstallKernelApp.backend"}
+               "backend": "InstallKernelApp.backend", "portable": "InstallKernelApp.portable_floor"}
     flags = {"user": ({"InstallKernelApp": {"user": True}}, "Install for the current user."),
              "sys-prefix": ({"InstallKernelApp": {"sys_prefix": True}}, "Install into sys.prefix."),
              "portable": ({"InstallKernelApp": {"portable": True}},
                           "Pin the math libraries in the kernel's env: the same bits on every x86-64 CPU with AVX "
-                          "(TensorFlow, JAX with --backend jax, and NumPy; PyTorch is reported not portable).")}
+                          "(TensorFlow, JAX with --backend jax, and NumPy; PyTorch is reported not portable); "
+                          "--portable avx2: on every CPU with AVX2 and FMA (Haswell, Zen and later), faster.")}
 
     def start(self):
         if self.user + self.sys_prefix + bool(self.prefix) > 1:
             _fail("choose one of --user, --sys-prefix, --prefix DIR", 2)
         prefix = sys.prefix if self.sys_prefix else (self.prefix or None)
+        portable = self.portable_floor or self.portable  # a floor's name, True (the default floor) or False
         try:
             where = kernelspec.install_kernel(self.kernel_name, self.display_name or None, self.seed,
                                               user=self.user or prefix is None, prefix=prefix,
-                                              backend=self.backend or None, portable=self.portable)
+                                              backend=self.backend or None, portable=portable)
         except ReproError as error:
             _fail(f"jupyter-repro install-kernel: {error}", 2)
+        floor = f", portable, floor {kernelspec.floor(None if portable is True else portable).name}" if portable else ""
         print(f"installed kernelspec '{self.kernel_name}' (seed {self.seed}, PYTHONHASHSEED={self.seed}"
-              f"{', portable' if self.portable else ''}) in {where}")
+              f"{floor}) in {where}")
 
 
 class CheckApp(_Command):

@@ -18,14 +18,15 @@ from typing import Optional
 from .errors import ReproError
 from .seeding.seeder import validate_seed
 from .seeding.frameworks import CUBLAS_WORKSPACE, XLA_DETERMINISM
-from .seeding.portable import backend_env
+from .seeding.portable import DEFAULT_FLOOR, backend_env, floor
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, portable: bool = False) -> dict:
+def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, portable=False) -> dict:
     """The kernel.json: seed flags in argv; in env, what must be set before Python,
-    JAX (``XLA_FLAGS``) or CUDA (``CUBLAS_WORKSPACE_CONFIG``) start."""
+    JAX (``XLA_FLAGS``) or CUDA (``CUBLAS_WORKSPACE_CONFIG``) start. ``portable``: True
+    (the AVX floor) or a floor's name (``"avx2"``)."""
     seed = validate_seed(seed)
     env = {"PYTHONHASHSEED": str(seed), "XLA_FLAGS": XLA_DETERMINISM,
            "CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE}
@@ -36,8 +37,11 @@ def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, por
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
             "--ext=jupyter_repro", f"--ReproMagics.seed={seed}"]
     if portable:  # in env: glibc reads its pin when the process starts, NumPy and oneDNN theirs when they load
-        env.update(backend_env(backend, env))
+        chosen = floor(None if portable is True else portable)
+        env.update(backend_env(backend, env, chosen.name))
         argv.append("--ReproMagics.portable=True")
+        if chosen.name != DEFAULT_FLOOR:
+            argv.append(f"--ReproMagics.portable_floor={chosen.name}")
     return {
         "argv": argv,
         "display_name": display_name,
@@ -49,11 +53,12 @@ def kernel_spec(seed: int, display_name: str, backend: Optional[str] = None, por
 
 def install_kernel(name: str = "python3-repro", display_name: Optional[str] = None, seed: int = 42,
                    user: bool = False, prefix: Optional[str] = None, backend: Optional[str] = None,
-                   portable: bool = False) -> str:
+                   portable=False) -> str:
     """Install the kernelspec; returns the folder it went to."""
     from jupyter_client.kernelspec import KernelSpecManager
 
-    label = f"seed {seed}" + (f", {backend}" if backend else "") + (", portable" if portable else "")
+    label = f"seed {seed}" + (f", {backend}" if backend else "") + (", portable" if portable is True else
+                                                                     f", portable {portable}" if portable else "")
     spec = kernel_spec(seed, display_name or f"Python 3 (reproducible, {label})", backend, portable)
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "kernel.json").write_text(json.dumps(spec, indent=1))

@@ -8,6 +8,7 @@ Configuration (an IPython profile's ``ipython_config.py`` / ``ipython_kernel_con
     c.InteractiveShellApp.extensions = ["jupyter_repro"]
     c.ReproMagics.seed = 42             # seed at kernel start, before any import
     c.ReproMagics.portable = True       # same bits on every x86-64 CPU with AVX (TensorFlow, JAX, NumPy)
+    c.ReproMagics.portable_floor = "avx"  # or "avx2": every CPU with AVX2 and FMA (Haswell, Zen and later)
     c.ReproMagics.deterministic = True  # op determinism (TensorFlow, JAX, PyTorch)
     c.ReproMagics.reseed_cells = True   # reseed from (seed, cell text) before every cell
     c.ReproMagics.store = ".repro"      # ledger and snapshots, beside the notebook ("" = off)
@@ -34,6 +35,7 @@ from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
 from .errors import ReproError
 from .store.quota import DEFAULT_CAP, validate_cap
+from .seeding.portable import UnknownFloor, floor
 from .seeding.seeder import Seeder, validate_seed
 from .run.session import Session
 
@@ -76,6 +78,10 @@ class ReproMagics(Magics):
         "TensorFlow and JAX: PyTorch is reported not portable). "
         "Set in config (or by install-kernel --portable, which also sets them in the kernel's env), it "
         "takes effect at kernel start; set later, a pin whose library is loaded is reported too late."
+        )).tag(config=True)
+    portable_floor = Unicode("avx", help=(
+        "The portable mode's floor: avx (every x86-64 CPU with AVX) or avx2 (x86-64-v3: AVX2 and FMA, "
+        "Haswell, Zen and later; a fleet's CPUs all at or above it get the same bits, and run faster)."
         )).tag(config=True)
     deterministic = Bool(True, help=(
         "Turn on the determinism switches when seeding: TensorFlow op determinism, JAX's "
@@ -167,10 +173,17 @@ class ReproMagics(Magics):
                              f"not {proposal.value}")
         return proposal.value
 
-    @observe("portable")
+    @validate("portable_floor")
+    def _valid_floor(self, proposal):
+        try:
+            return floor(proposal.value).name
+        except UnknownFloor as error:
+            raise TraitError(str(error)) from error
+
+    @observe("portable", "portable_floor")
     def _portable_changed(self, change):
-        if change["new"]:
-            report = self.session.make_portable()
+        if self.portable:
+            report = self.session.make_portable(self.portable_floor)
             if not report.complete:
                 print(report)
 
@@ -259,9 +272,9 @@ class ReproMagics(Magics):
     @argument("seed", nargs="?", type=int, help="Session seed (default: the configured one).")
     @argument("--no-deterministic", action="store_true",
               help="Turn the determinism switches off (TensorFlow, JAX, PyTorch).")
-    @argument("--portable", action="store_true",
-              help="Also pin the math libraries to the x86-64 AVX floor (same bits on every such CPU); "
-                   "prints what came too late.")
+    @argument("--portable", nargs="?", const="avx", default=None, metavar="FLOOR",
+              help="Also pin the math libraries to a floor: avx (the default: same bits on every x86-64 CPU "
+                   "with AVX) or avx2 (every CPU with AVX2 and FMA); prints what came too late.")
     @line_magic
     def repro_seed(self, line):
         """Seed Python, NumPy, TensorFlow, Keras, JAX and PyTorch; libraries not imported
@@ -271,7 +284,9 @@ class ReproMagics(Magics):
         if seed is None:
             raise UsageError("no seed given or configured: use %repro_seed 42")
         if args.portable:
-            print(self.session.make_portable())
+            with _as_usage_error():
+                floor(args.portable)  # a floor that does not exist changes nothing, not even the seed
+            print(self.session.make_portable(args.portable))
         with _as_usage_error():
             report = self.session.seed(seed, not args.no_deterministic)
         self._syncing = True

@@ -122,6 +122,6 @@ def test_install_kernel_portable_puts_the_pins_in_the_kernels_env(tmp_path):
 
     done = cli("install-kernel", "--prefix", str(tmp_path), "--name", "repro-portable", "--portable")
     assert done.returncode == 0, done.stderr
-    assert ", portable) in " in done.stdout
+    assert ", portable, floor avx) in " in done.stdout
     spec = json.loads((tmp_path / "share" / "jupyter" / "kernels" / "repro-portable" / "kernel.json").read_text())
     assert {name: spec["env"][name] for name in PINS} == PINS and "--ReproMagics.portable=True" in spec["argv"]

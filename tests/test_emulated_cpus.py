@@ -12,6 +12,9 @@ minute on TensorFlow and several on JAX and PyTorch (their import and XLA's comp
   gives the size of the difference; with ``--repro-tolerance`` it passes, "NOT bit-identical".
   On JAX the initial weights differ too (XLA's generated initializer code): a tolerance covers
   them because the CPU's instruction sets changed (``check.within``);
+* the AVX2 floor (``--portable avx2``, x86-64-v3): with its pins on both sides the notebook,
+  a convolutional model's fit included, gives the same bits under ``-cpu Haswell`` (AVX2, FMA,
+  no AVX-512) as on this CPU; its twin, without the mode, differs there;
 * a backend it does not cover (PyTorch): with the mode on both sides, the in-kernel report says
   "not portable" with the reason, and the check fails naming the CPU change and the size: the
   mode is not claimed where it does not hold; a tolerance passes it, "NOT bit-identical".
@@ -27,7 +30,7 @@ from nbclient import NotebookClient
 from jupyter_repro.run.check import check_notebook
 from jupyter_repro.run.divergence import Tolerance
 from jupyter_repro.kernelspec import kernel_spec
-from jupyter_repro.seeding.portable import NOT_COVERED
+from jupyter_repro.seeding.portable import NOT_COVERED, floor
 
 from kernel import QUIET_TF, missing
 
@@ -48,8 +51,11 @@ def backends(*names):
 
 SEED = "%load_ext jupyter_repro\n%repro_seed 42"
 # the in-kernel report, kept in a file beside the notebook (the check keeps no cell output)
-SEED_PORTABLE = ["%load_ext jupyter_repro", "%%capture seeded\n%repro_seed 42 --portable",
-                 f"open({REPORT!r}, 'w').write(seeded.stdout)"]
+def seed_portable(portable):
+    option = "--portable" if portable is True else f"--portable {portable}"
+    return ["%load_ext jupyter_repro", f"%%capture seeded\n%repro_seed 42 {option}",
+            f"open({REPORT!r}, 'w').write(seeded.stdout)"]
+
 CELLS = [
     "import numpy as np, keras",
     # the data cell: NumPy math whose bits depend on the CPU (OpenBLAS, SIMD tanh/exp, glibc's exp)
@@ -60,6 +66,16 @@ CELLS = [
     "model.compile('adam', 'mse')",
     "%repro_snapshot model",
     "%%repro_fit model\nhistory = model.fit(X, y, epochs=2, batch_size=32, verbose=0)",
+]
+# the kind of model the AVX2 floor is for: convolutions (oneDNN's sgemm under Eigen's), small enough to emulate
+CONV_CELLS = [
+    "Xc = rng.normal(size=(256, 32, 8)).astype('float32'); yc = Xc[:, :, 0].mean(1)\n"
+    "conv = keras.Sequential([keras.Input((32, 8)), keras.layers.Conv1D(32, 5, activation='relu'),\n"
+    "    keras.layers.Conv1D(32, 5, activation='relu'), keras.layers.GlobalAveragePooling1D(),\n"
+    "    keras.layers.Dense(256, activation='relu'), keras.layers.Dense(1)])\n"
+    "conv.compile('adam', 'mse')",
+    "%repro_snapshot conv",
+    "%%repro_fit conv\nconv.fit(Xc, yc, epochs=2, batch_size=64, verbose=0)",
 ]
 
 
@@ -93,21 +109,23 @@ def jupyter(share, monkeypatch):
 @pytest.fixture(scope="module")
 def saved(share, tmp_path_factory):
     """The notebook of (backend, portable), executed once in a native kernel and saved: shared by
-    every test of that backend."""
+    every test of that backend. ``portable``: False, True (the AVX floor) or a floor's name; the
+    AVX2 floor's notebooks (``conv=True``) add a convolutional model."""
     notebooks = {}
 
-    def notebook(backend, portable):
-        if (backend, portable) not in notebooks:
-            name = f"native-{backend}" + "-portable" * portable
+    def notebook(backend, portable, conv=False):
+        if (backend, portable, conv) not in notebooks:
+            name = f"native-{backend}" + ("-portable" if portable is True else f"-{portable}" if portable else "") \
+                + "-conv" * conv
             kernelspec(share, name, env(backend, portable))
-            cells = (SEED_PORTABLE if portable else [SEED]) + CELLS
+            cells = (seed_portable(portable) if portable else [SEED]) + CELLS + CONV_CELLS * conv
             nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
             path = tmp_path_factory.mktemp(name) / f"{name}.ipynb"
             NotebookClient(nb, kernel_name=name, resources={"metadata": {"path": str(path.parent)}},
                            timeout=600).execute()
             nbformat.write(nb, path)
-            notebooks[backend, portable] = path
-        return notebooks[backend, portable]
+            notebooks[backend, portable, conv] = path
+        return notebooks[backend, portable, conv]
     return notebook
 
 
@@ -129,6 +147,34 @@ def test_portable_mode_gives_the_same_bits_under_an_emulated_cpu(jupyter, saved,
     report = (pytester.path / REPORT).read_text()                    # written by the emulated kernel
     assert report.startswith(f"portable mode ({backend} backend, floor x86-64 with AVX") and "every pin in force" \
         in report.splitlines()[0], report
+
+
+@pytest.mark.parametrize("backend", backends("tensorflow", "jax"))
+def test_the_avx2_floor_gives_the_same_bits_under_an_emulated_haswell(jupyter, saved, pytester, backend):
+    notebook = saved(backend, "avx2", conv=True)
+    kernelspec(jupyter, f"emulated-{backend}-avx2-Haswell", env(backend, "avx2"), "Haswell")
+    shutil.copy(notebook, pytester.path / "avx2.ipynb")
+    result = pytester.runpytest(*PLUGIN, "--repro", "--repro-against", "saved", "--repro-runs", "1",
+                                "--repro-kernel", f"emulated-{backend}-avx2-Haswell", "--repro-timeout", "900",
+                                "avx2.ipynb")
+    result.assert_outcomes(passed=2)                                 # its two fit cells: MLP, conv
+    report = (pytester.path / REPORT).read_text()                    # written by the emulated kernel
+    assert report.startswith(f"portable mode ({backend} backend, floor {floor('avx2').description}): "
+                             "every pin in force"), report
+
+
+@pytest.mark.parametrize("backend", backends("tensorflow"))
+def test_without_the_avx2_floor_an_emulated_haswell_differs(jupyter, saved, backend):
+    """The twin: the same notebook, convolutions included, saved natively without the mode,
+    differs under ``-cpu Haswell``: the test above can fail."""
+    kernelspec(jupyter, f"emulated-{backend}-Haswell", env(backend, False), "Haswell")
+    check = check_notebook(saved(backend, False, conv=True), runs=1, kernel=f"emulated-{backend}-Haswell",
+                           timeout=900, against="saved", progress=lambda text: None)
+    outcomes = check.outcomes()
+    assert not all(outcome.ok for outcome in outcomes)
+    problems = [problem for outcome in outcomes for problem in outcome.problems]
+    print(problems)
+    assert any("the machine's arithmetic changed (the likely cause): cpu isa " in problem for problem in problems)
 
 
 def without_the_mode(jupyter, saved, backend):

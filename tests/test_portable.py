@@ -1,10 +1,13 @@
 """The portable mode's pins: set where they still take effect, reported too late where not
 (in-process; the bits under emulated CPUs: test_emulated_cpus.py)."""
+import os
 from types import SimpleNamespace
+
+import pytest
 
 from jupyter_repro.seeding.frameworks import XLA_DETERMINISM
 from jupyter_repro.kernelspec import kernel_spec
-from jupyter_repro.seeding.portable import PINS, XLA_PINS, apply
+from jupyter_repro.seeding.portable import AVX2_PINS, AVX2_XLA_PINS, PINS, XLA_PINS, UnknownFloor, apply
 
 AT_START = {"GLIBC_TUNABLES": PINS["GLIBC_TUNABLES"]}
 
@@ -95,3 +98,54 @@ def test_session_and_repro_seed_report_what_came_too_late(ip, monkeypatch, capsy
     assert out.seed == 42
     printed = capsys.readouterr().out
     assert "INCOMPLETE" in printed and "too late: NPY_DISABLE_CPU_FEATURES: numpy already imported" in printed
+
+
+def test_the_avx2_floor_sets_its_own_pins_and_names_its_floor():
+    environ = {}
+    report = apply(environ, initial={"GLIBC_TUNABLES": AVX2_PINS["GLIBC_TUNABLES"]}, loaded={}, machine="x86_64",
+                   floor_name="avx2")
+    assert report.complete and environ == {name: AVX2_PINS[name] for name in report.set}
+    assert environ["ONEDNN_MAX_CPU_ISA"] == "AVX2" and environ["OPENBLAS_CORETYPE"] == "Haswell"
+    assert str(report).splitlines()[0] == ("portable mode (tensorflow backend, floor x86-64-v3: AVX2 and FMA (Intel "
+                                           "Haswell, AMD Zen or later)): every pin in force")
+    at_avx = apply({}, initial={"GLIBC_TUNABLES": AVX2_PINS["GLIBC_TUNABLES"]}, loaded={}, machine="x86_64")
+    assert not at_avx.complete and "GLIBC_TUNABLES" in dict(at_avx.too_late)   # the twin: the AVX floor's pin differs
+    late = apply({}, initial={}, loaded={}, machine="x86_64", floor_name="avx2")
+    assert "install-kernel --portable avx2" in dict(late.too_late)["GLIBC_TUNABLES"]
+
+
+def test_the_avx2_kernelspec_carries_its_floor_in_env_and_argv_and_jax_gets_its_isa():
+    spec = kernel_spec(42, "k", backend="jax", portable="avx2")
+    assert {name: spec["env"][name] for name in AVX2_PINS} == AVX2_PINS
+    assert spec["env"]["XLA_FLAGS"].split() == [XLA_DETERMINISM, *AVX2_XLA_PINS]
+    assert AVX2_XLA_PINS[0] == "--xla_cpu_max_isa=AVX2"
+    assert "--ReproMagics.portable=True" in spec["argv"] and "--ReproMagics.portable_floor=avx2" in spec["argv"]
+    assert not any("portable_floor" in arg for arg in kernel_spec(42, "k", portable=True)["argv"])  # the default
+
+
+def test_a_floor_that_does_not_exist_is_a_usage_error_that_changes_nothing(ip, monkeypatch):
+    from IPython.core.error import UsageError
+
+    for name in PINS:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(UnknownFloor, match=r"no portable floor 'avx9': the floors are avx, avx2"):
+        apply({}, initial={}, loaded={}, machine="x86_64", floor_name="avx9")
+    ip.run_line_magic("load_ext", "jupyter_repro")
+    magics = ip.magics_manager.registry["ReproMagics"]
+    before = magics.session.portable, magics.seed
+    with pytest.raises(UsageError, match=r"^no portable floor 'avx9': the floors are avx, avx2 \(no name: avx\)$"):
+        ip.run_line_magic("repro_seed", "7 --portable avx9")
+    assert (magics.session.portable, magics.seed) == before and "ONEDNN_MAX_CPU_ISA" not in os.environ
+
+
+def test_repro_seed_portable_avx2_pins_that_floor(ip, monkeypatch, capsys):
+    for name in PINS:
+        monkeypatch.delenv(name, raising=False)
+    ip.run_line_magic("load_ext", "jupyter_repro")
+    ip.run_line_magic("repro_seed", "42 --portable avx2")
+    printed = capsys.readouterr().out
+    assert "portable mode (tensorflow backend, floor x86-64-v3: AVX2 and FMA" in printed
+    session = ip.magics_manager.registry["ReproMagics"].session
+    assert session.portable.floor == "avx2"
+    assert ("ONEDNN_MAX_CPU_ISA" in dict(session.portable.too_late)              # TensorFlow loaded here
+            or os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2")

@@ -47,11 +47,12 @@ class Session:
     def __init__(self, seed: Optional[int] = None, deterministic: bool = True, store: Optional[str] = ".repro",
                  cache_max_bytes: int = DEFAULT_CAP, seeder: Optional[Seeder] = None, signer=None,
                  listeners: Sequence[object] = (), snapshot_memory_max_bytes: int = 64 * 2**20,
-                 portable: bool = False, team_store: str = "", trust_file: Optional[str] = None,
+                 portable=False, team_store: str = "", trust_file: Optional[str] = None,
                  key_file: Optional[str] = None, team_timeout: float = 2.0, team_options: Optional[dict] = None):
         self.seeder = seeder or Seeder()
-        #: ``portable.PortableReport`` once the portable mode is asked for (``portable=True``)
-        self.portable = self.make_portable() if portable else None
+        #: ``portable.PortableReport`` once the portable mode is asked for (``portable=True``: the
+        #: AVX floor; or a floor's name, ``"avx2"``)
+        self.portable = self.make_portable(None if portable is True else portable) if portable else None
         self.listeners = list(listeners)
         #: the trust file (None: repro-trust.json in the working folder or a parent), the ed25519
         #: key file (None: the Jupyter data dir's, or $JUPYTER_REPRO_KEY_FILE), the team store's bound
@@ -75,12 +76,13 @@ class Session:
             self.seed(seed, deterministic)
 
     # -- seed -------------------------------------------------------------------
-    def make_portable(self):
-        """Pin the math libraries to the x86-64 AVX floor where it still takes effect
-        (``seeding/portable.py``); a report of what was set and what came too late."""
+    def make_portable(self, floor: Optional[str] = None):
+        """Pin the math libraries to ``floor`` (``None``: the x86-64 AVX floor; ``"avx2"``)
+        where it still takes effect (``seeding/portable.py``); a report of what was set and
+        what came too late."""
         from ..seeding.portable import apply
 
-        self.portable = apply()
+        self.portable = apply(floor_name=floor)
         return self.portable
 
     def seed(self, seed, deterministic: bool = True):
@@ -148,12 +150,12 @@ class Session:
 
     def _floor(self) -> str:
         """The portable mode's floor when every pin is in force, else ""."""
-        from ..seeding.portable import FLOORS
+        from ..seeding.portable import FLOOR_PINS, FLOORS
 
         report = self.portable
-        if report is None or not report.complete:
+        if report is None or not report.complete or report.backend not in FLOORS:
             return ""
-        return (FLOORS.get(report.backend) or "").split(" (")[0]
+        return FLOOR_PINS[report.floor].description.split(" (")[0]
 
     @property
     def cache_max_bytes(self) -> int:

@@ -11,6 +11,12 @@ an AVX-512 Xeon and under ``qemu-x86_64 -cpu SandyBridge`` and ``-cpu Haswell``;
 family, optimizer and dtype policy, ``COVERAGE`` names what was measured to hold (an AVX-512
 AMD EPYC against the same emulated CPUs: docs/portable-coverage.md), and what was withdrawn, why.
 
+A second floor, x86-64-v3 (``--portable avx2``: AVX2 and FMA, Haswell, Zen and later), holds
+the same libraries one level up (``AVX2_PINS``): for a fleet without pre-2013 CPUs. Measured:
+a seeded MLP and Conv1D fit, on TensorFlow and on JAX, give the same bits with its pins on an
+AVX-512 EPYC and under ``qemu-x86_64 -cpu Haswell``; not the AVX floor's bits (the floor is part of what a
+run depends on: its pins are in the environment's facts).
+
 Where each pin takes effect, and so when it is too late:
 
 * ``GLIBC_TUNABLES``: read by the dynamic loader when the process starts: only a
@@ -43,8 +49,9 @@ import os
 import platform
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, MutableMapping, Optional, Tuple
+from typing import Dict, List, Mapping, MutableMapping, NamedTuple, Optional, Tuple
 
+from ..errors import ReproError
 from .frameworks import jax_initialised
 from .seeder import _initial_environ
 
@@ -69,6 +76,51 @@ XLA_PINS = ("--xla_cpu_max_isa=AVX", "--xla_cpu_experimental_ynn_fusion_type=",
             "--xla_cpu_enable_platform_dependent_math=false")
 #: the backends the mode covers, and the floor each was measured to hold at (see the docs)
 FLOORS = {"tensorflow": FLOOR, "jax": FLOOR}
+
+#: The x86-64-v3 floor (``--portable avx2``): the same pins one level up, for a fleet whose
+#: CPUs all have AVX2 and FMA. Each measured on an AVX-512 EPYC (docs/reproducing-across-machines.md):
+#: oneDNN's AVX2 kernels, OpenBLAS's Haswell core, NumPy's X86_V3 loops, glibc's FMA libm
+#: (chosen there whenever AVX2 and FMA are), with every AVX-512 path turned off.
+NUMPY_ABOVE_AVX2 = ("AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL "
+                    "AVX512_SPR X86_V4")
+AVX2_PINS: Dict[str, str] = {
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "OPENBLAS_CORETYPE": "Haswell",
+    "NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE_AVX2,
+    "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD",
+}
+AVX2_FLOOR = "x86-64-v3: AVX2 and FMA (Intel Haswell, AMD Zen or later)"
+AVX2_XLA_PINS = ("--xla_cpu_max_isa=AVX2",) + XLA_PINS[1:]
+
+
+class Floor(NamedTuple):
+    """One floor of the mode: the CPUs it covers, and the pins that hold every library at it."""
+
+    name: str
+    description: str
+    pins: Dict[str, str]
+    xla_pins: Tuple[str, ...]
+
+
+#: the floors ``--portable [FLOOR]`` offers; ``avx`` when none is named (the mode's first floor)
+FLOOR_PINS: Dict[str, Floor] = {"avx": Floor("avx", FLOOR, PINS, XLA_PINS),
+                                "avx2": Floor("avx2", AVX2_FLOOR, AVX2_PINS, AVX2_XLA_PINS)}
+DEFAULT_FLOOR = "avx"
+
+
+class UnknownFloor(ReproError):
+    """A floor the mode does not offer."""
+
+
+def floor(name: Optional[str] = None) -> Floor:
+    """The floor called ``name`` (``None``, ``""``: the default)."""
+    try:
+        return FLOOR_PINS[(name or DEFAULT_FLOOR).lower()]
+    except KeyError:
+        raise UnknownFloor(f"no portable floor {name!r}: the floors are {', '.join(FLOOR_PINS)} "
+                           f"(no name: {DEFAULT_FLOOR})") from None
+
 
 #: the modules whose loading reads each pin (a pin set after one of them is too late)
 _READ_BY = {"ONEDNN_MAX_CPU_ISA": ("tensorflow", "torch", "jax"), "TF_ENABLE_ONEDNN_OPTS": ("tensorflow",), "OPENBLAS_CORETYPE": ("numpy",),
@@ -185,13 +237,16 @@ def gaps_line(model, backend: str) -> str:
         if found else ""
 
 
-def backend_env(backend: Optional[str], environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
-    """The variables the mode sets for ``backend`` (``None``: TensorFlow), for a kernelspec's
-    ``env``: ``PINS``, and for JAX ``XLA_FLAGS`` as ``environ`` has it plus ``XLA_PINS``."""
-    env = dict(PINS)
+def backend_env(backend: Optional[str], environ: Optional[Mapping[str, str]] = None,
+                floor_name: Optional[str] = None) -> Dict[str, str]:
+    """The variables the mode sets for ``backend`` (``None``: TensorFlow) at ``floor_name``
+    (``None``: the default), for a kernelspec's ``env``: the floor's pins, and for JAX
+    ``XLA_FLAGS`` as ``environ`` has it plus the floor's XLA pins."""
+    chosen = floor(floor_name)
+    env = dict(chosen.pins)
     if backend == "jax":
         env["XLA_FLAGS"] = " ".join((environ or {}).get("XLA_FLAGS", "").split())
-        _apply_xla(env, {}, PortableReport(backend))  # {}: no JAX started in the kernel to be
+        _apply_xla(env, {}, PortableReport(backend, floor=chosen.name))  # {}: no JAX started in the kernel to be
     return env
 
 
@@ -204,6 +259,7 @@ class PortableReport:
     """What the portable mode set, what it found already set, and what came too late."""
 
     backend: str = "tensorflow"
+    floor: str = DEFAULT_FLOOR  # a key of FLOOR_PINS
     set: List[str] = field(default_factory=list)
     already: List[str] = field(default_factory=list)
     too_late: List[Tuple[str, str]] = field(default_factory=list)   # (pin, why)
@@ -216,7 +272,7 @@ class PortableReport:
         return not (self.too_late or self.kept or self.not_covered)
 
     def __str__(self) -> str:
-        floor = FLOORS.get(self.backend)
+        floor = FLOORS.get(self.backend) and FLOOR_PINS[self.floor].description
         where = f"{self.backend} backend, " + (f"floor {floor}" if floor else "no floor: not covered")
         lines = [f"portable mode ({where}): " + ("every pin in force" if self.complete else "INCOMPLETE")]
         if self.backend in COVERAGE:
@@ -224,7 +280,7 @@ class PortableReport:
         if self.set:
             lines.append("set: " + ", ".join(self.set))
         lines += [f"too late: {name}: {why}" for name, why in self.too_late]
-        lines += [f"kept the value already set: {name}={value} (the mode's: {_mode_value(name)})"
+        lines += [f"kept the value already set: {name}={value} (the mode's: {_mode_value(name, self.floor)})"
                   for name, value in self.kept]
         lines += [f"not portable: {why}" for why in self.not_covered]
         return "\n".join(lines)
@@ -233,26 +289,31 @@ class PortableReport:
         printer.text(str(self))
 
 
-def _mode_value(name: str) -> str:
-    if name in PINS:
-        return PINS[name]
-    return next(pin for pin in XLA_PINS if f"XLA_FLAGS {_flag(pin)}" == name).split("=", 1)[1]
+def _mode_value(name: str, floor_name: str = DEFAULT_FLOOR) -> str:
+    chosen = FLOOR_PINS[floor_name]
+    if name in chosen.pins:
+        return chosen.pins[name]
+    return next(pin for pin in chosen.xla_pins if f"XLA_FLAGS {_flag(pin)}" == name).split("=", 1)[1]
 
 
 def apply(environ: Optional[MutableMapping[str, str]] = None, initial: Optional[Mapping[str, str]] = None,
-          loaded: Optional[Mapping[str, object]] = None, machine: Optional[str] = None) -> PortableReport:
-    """Set each pin in ``environ`` (``os.environ``) where it still takes effect; report
-    the others. ``initial``: the environment the process started with; ``loaded``:
-    ``sys.modules``. A pin the user set to another value is kept, and said to be."""
+          loaded: Optional[Mapping[str, object]] = None, machine: Optional[str] = None,
+          floor_name: Optional[str] = None) -> PortableReport:
+    """Set each pin of the floor ``floor_name`` (``None``: the default) in ``environ``
+    (``os.environ``) where it still takes effect; report the others. ``initial``: the
+    environment the process started with; ``loaded``: ``sys.modules``. A pin the user set
+    to another value is kept, and said to be."""
+    chosen = floor(floor_name)  # UnknownFloor before anything is set
     environ = os.environ if environ is None else environ
     initial = _initial_environ() if initial is None else initial
     loaded = sys.modules if loaded is None else loaded
     machine = (machine or platform.machine()).lower()
-    report = PortableReport(backend=environ.get("KERAS_BACKEND", "tensorflow"))
+    report = PortableReport(backend=environ.get("KERAS_BACKEND", "tensorflow"), floor=chosen.name)
+    option = "--portable" + ("" if chosen.name == DEFAULT_FLOOR else f" {chosen.name}")
     if machine not in ("x86_64", "amd64"):
         report.not_covered.append(f"this machine is {machine}; the portable mode covers x86-64 only")
         return report
-    for name, value in PINS.items():
+    for name, value in chosen.pins.items():
         current = environ.get(name)
         if current is not None and current != value:
             report.kept.append((name, current))
@@ -263,13 +324,13 @@ def apply(environ: Optional[MutableMapping[str, str]] = None, initial: Optional[
                 report.already.append(name)
             else:
                 report.too_late.append((name, "read when the process starts: install the kernel with "
-                                              "jupyter-repro install-kernel --portable"))
+                                              f"jupyter-repro install-kernel {option}"))
             continue
         if current == value:  # from the kernelspec, the shell, or an earlier call before the import
             report.already.append(name)
         elif readers:
             report.too_late.append((name, f"{', '.join(readers)} already imported; set it in the kernelspec "
-                                          "(jupyter-repro install-kernel --portable) or before the first import"))
+                                          f"(jupyter-repro install-kernel {option}) or before the first import"))
         else:
             environ[name] = value
             report.set.append(name)
@@ -281,11 +342,13 @@ def apply(environ: Optional[MutableMapping[str, str]] = None, initial: Optional[
 
 
 def _apply_xla(environ: MutableMapping[str, str], loaded: Mapping[str, object], report: PortableReport) -> None:
-    """Add ``XLA_PINS`` after the user's ``XLA_FLAGS`` while JAX has not created its backend."""
+    """Add the floor's XLA pins after the user's ``XLA_FLAGS`` while JAX has not created its backend."""
+    chosen = FLOOR_PINS[report.floor]
+    option = "--portable" + ("" if chosen.name == DEFAULT_FLOOR else f" {chosen.name}")
     flags = environ.get("XLA_FLAGS", "").split()
     theirs = {_flag(entry): entry for entry in flags}  # the last of a repeated flag is the one XLA keeps
     added = []
-    for pin in XLA_PINS:
+    for pin in chosen.xla_pins:
         name = f"XLA_FLAGS {_flag(pin)}"
         if theirs.get(_flag(pin), pin) != pin:
             report.kept.append((name, theirs[_flag(pin)].split("=", 1)[-1]))
@@ -293,7 +356,7 @@ def _apply_xla(environ: MutableMapping[str, str], loaded: Mapping[str, object], 
             report.already.append(name)
         elif jax_initialised(loaded):
             report.too_late.append((name, "JAX already created its backend; set it in the kernelspec "
-                                          "(jupyter-repro install-kernel --portable --backend jax) or before "
+                                          f"(jupyter-repro install-kernel {option} --backend jax) or before "
                                           "the first JAX computation"))
         else:
             added.append(pin)

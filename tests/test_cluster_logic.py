@@ -125,3 +125,15 @@ def test_what_a_cluster_cannot_run_is_refused_in_one_line_before_anything_starts
     assert state() == before and set(ip.user_ns) == names and len(session.ledger.records()) == records
     assert state() != (ip.run_cell_magic("repro_fit", "model --seed 7", "model.fit(X, y, epochs=1, verbose=0)")
                        or state())                                      # the twin: a run does change it
+
+
+def test_either_floor_on_both_sides_leaves_the_cpu_out_but_two_floors_are_named():
+    from jupyter_repro.seeding.portable import FLOOR_PINS
+
+    def at(floor):
+        return dict(FACTS, pins=", ".join(f"{name}={value}" for name, value in FLOOR_PINS[floor].pins.items()))
+    worker = {"cpu": "AuthenticAMD EPYC", "cpu isa": "AVX AVX2", "onednn isa": "AVX2"}
+    assert arithmetic_differs(at("avx2"), dict(at("avx2"), **worker)) == ""
+    assert arithmetic_differs(at("avx"), dict(at("avx"), **worker)) == ""
+    mixed = arithmetic_differs(at("avx2"), dict(at("avx"), **worker))   # the twin: two floors, other bits
+    assert mixed.startswith("cpu AuthenticAMD EPYC") and "pins " in mixed

@@ -241,16 +241,22 @@ def _arithmetic() -> Dict[str, str]:
     return facts()
 
 
+def _pins(fact: str) -> Dict[str, str]:
+    """The ``pins`` fact (``NAME=value, NAME=value``) as a mapping."""
+    return dict(part.partition("=")[::2] for part in fact.split(", ") if "=" in part)
+
+
 def arithmetic_differs(notebook: Dict[str, str], worker: Dict[str, str], notebook_threads=None,
                        worker_threads=None) -> str:
     """The arithmetic facts in which ``worker`` differs from ``notebook``, or "". With the
     portable mode's pins on both, the CPU's own instruction sets are left out. TensorFlow's
     pools count by the intra-op threads in force (0 is the CPU count), as a worker with
     another CPU count pins them to the notebook's (``remote_trial.pin_threads``)."""
-    from ..seeding.portable import PINS
+    from ..seeding.portable import FLOOR_PINS
 
-    pinned = all(f"{name}={value}" in notebook.get("pins", "") and f"{name}={value}" in worker.get("pins", "")
-                 for name, value in PINS.items())
+    held = [_pins(facts.get("pins", "")) for facts in (notebook, worker)]
+    pinned = any(all(pins.get(name) == value for pins in held for name, value in floor.pins.items())
+                 for floor in FLOOR_PINS.values())  # both at one floor (another floor's pins differ: named)
     notebook, worker = dict(notebook), dict(worker)
     if notebook_threads and worker_threads and "intra" in worker_threads:  # TensorFlow pinned
         for facts, threads in ((notebook, notebook_threads), (worker, worker_threads)):
